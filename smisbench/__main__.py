@@ -1,0 +1,5 @@
+import sys
+
+from smisbench.cli import main
+
+sys.exit(main())

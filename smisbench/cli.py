@@ -1,0 +1,48 @@
+"""The ``smisbench`` command. Each subpackage adds its own subcommands from ``<subpackage>/cli.py``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import smisbench
+from smisbench.errors import SmisbenchError
+
+
+def _command_modules() -> list[str]:
+    """Every ``smisbench.<sub>.cli`` module; subpackages register their commands without editing this file."""
+    names = []
+    for info in pkgutil.iter_modules(smisbench.__path__):
+        if info.ispkg and importlib.util.find_spec(f"smisbench.{info.name}.cli") is not None:
+            names.append(f"smisbench.{info.name}.cli")
+    return sorted(names)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smisbench", description=smisbench.__doc__)
+    parser.add_argument("--version", action="version", version=smisbench.__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _command_modules():
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except SmisbenchError as err:
+        print(f"smisbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"smisbench {args.command}: interrupted; finished work is saved, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
