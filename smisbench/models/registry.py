@@ -24,6 +24,8 @@ class ModelEntry:
     build: Callable[[Any], SMISModel]
     build_discriminator: Callable[[Any], nn.Module] | None = None
     paper: str = ""  # where the model comes from (paper table, citation)
+    # drops entries old releases carry that current modules lack (e.g. pix2pixHD's InstanceNorm stats)
+    checkpoint_filter: Callable[[dict], tuple[dict, list[str]]] | None = None
 
     def datasets(self) -> list[str]:
         return list(self.configs())
@@ -35,6 +37,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 MODEL_MODULES = (
     "smisbench.models.groupdnet",
     "smisbench.models.spade",
+    "smisbench.models.pix2pixhd",
+    "smisbench.models.bicyclegan",
+    "smisbench.models.dscgan",
 )
 
 

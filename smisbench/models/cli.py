@@ -1,0 +1,161 @@
+"""Model commands: list the registry, inspect/import official checkpoints, sample SMIS grids."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered models x dataset configurations with parameter counts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--dataset", help="only this dataset configuration")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("inspect-checkpoint", help="check that a checkpoint file loads strictly into a network")
+    p.add_argument("file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--part", choices=("G", "E", "D"), default="G")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("import-checkpoint", help="load official latest_net_{G,E}.pth files and save a smisbench model file")
+    p.add_argument("source", help="a checkpoints/<name>/ folder with latest_net_*.pth, or one latest_net_G.pth")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="smisbench model file to write (.pt)")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("sample", help="semantically multi-modal samples for one label map, saved as a grid PNG")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--weights", help="smisbench model file (from train or import-checkpoint); random weights if absent")
+    p.add_argument("--label", required=True, help="label map PNG in the dataset's label ids")
+    p.add_argument("--instance", help="instance-id PNG (Cityscapes)")
+    p.add_argument("--classes", type=int, nargs="*", help="classes to redraw, one grid column each (default: every present class)")
+    p.add_argument("-n", type=int, default=3, help="samples per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_sample)
+
+
+def model_table(dataset: str | None = None) -> list[dict]:
+    """Every registered model x dataset with G, E, D parameter counts (built on the meta device: no memory)."""
+    import torch
+
+    from smisbench.models.registry import build_discriminator, get_entry, model_names
+
+    rows = []
+    for name in model_names():
+        entry = get_entry(name)
+        for ds in entry.datasets():
+            if dataset and ds != dataset:
+                continue
+            with torch.device("meta"):
+                model = _build(name, ds)
+                disc = build_discriminator(name, ds) if entry.build_discriminator else None
+            g = sum(p.numel() for p in model.netG.parameters())
+            e = sum(p.numel() for p in model.netE.parameters()) if model.netE is not None else 0
+            rows.append({
+                "model": name, "dataset": ds, "codes": entry.codes_kind.value,
+                "G": g, "E": e, "G+E": g + e,
+                "D": sum(p.numel() for p in disc.parameters()) if disc is not None else None,
+            })
+    return rows
+
+
+def _build(name: str, dataset: str):
+    from smisbench.models.registry import build_model
+
+    return build_model(name, dataset)
+
+
+def _models(args) -> int:
+    rows = model_table(args.dataset)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'model':24} {'dataset':12} {'codes':10} {'G+E (M)':>9} {'G':>12} {'E':>11} {'D':>10}")
+    for r in rows:
+        d = f"{r['D']:,}" if r["D"] is not None else "-"
+        print(f"{r['model']:24} {r['dataset']:12} {r['codes']:10} {r['G+E'] / 1e6:9.2f} {r['G']:12,} {r['E']:11,} {d:>10}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from smisbench.io import sha256_file
+    from smisbench.models.checkpoints import compare, network_part, read_state_dict
+    from smisbench.models.registry import build_discriminator, build_model, get_entry
+
+    entry = get_entry(args.model)
+    model = build_model(args.model, args.dataset)
+    net = network_part(model, args.part, lambda: build_discriminator(args.model, args.dataset))
+    report, _ = compare(net, read_state_dict(args.file), args.file, entry.checkpoint_filter)
+    print(report.describe(limit=50))
+    print(f"sha256 {sha256_file(args.file)}")
+    if report.fits:
+        print(f"OK: {args.file} loads strictly into {args.model}/{args.dataset} part {args.part}")
+        return 0
+    print(f"FAIL: {args.file} does not fit {args.model}/{args.dataset} part {args.part}")
+    return 1
+
+
+def _import(args) -> int:
+    from pathlib import Path
+
+    from smisbench.errors import SmisbenchError
+    from smisbench.models.checkpoints import OFFICIAL_FILES, load_into, save_bundle
+    from smisbench.models.registry import build_model, get_entry, model_config
+
+    entry = get_entry(args.model)
+    model = build_model(args.model, args.dataset)
+    source = Path(args.source)
+    files = {"G": source} if source.is_file() else {
+        part: source / name for part, name in OFFICIAL_FILES.items() if part != "D" and (source / name).is_file()
+    }
+    if "G" not in files:
+        raise SmisbenchError(f"no latest_net_G.pth in {source}", "point at the checkpoints/<name>/ folder of the release")
+    if model.netE is not None and "E" not in files:
+        print(f"note: {source} has no latest_net_E.pth; the encoder keeps random weights (sampling works, encoding does not)")
+    loaded = {}
+    for part, path in files.items():
+        net = model.netG if part == "G" else model.netE
+        if net is None:
+            continue
+        report = load_into(net, path, entry.checkpoint_filter)
+        print(report.describe())
+        loaded[part] = {"file": str(path), "sha256": report.sha256}
+    save_bundle(args.out, model, model_config(args.model, args.dataset), {"imported": loaded})
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _sample(args) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from smisbench.models import smis
+    from smisbench.models.checkpoints import load_bundle
+    from smisbench.models.registry import build_model
+    from smisbench.imaging import save_smis_grid
+    from smisbench.runtime import pick_device
+
+    device = pick_device(args.device)
+    model = load_bundle(args.weights)[0] if args.weights else build_model(args.model, args.dataset)
+    model = model.to(device).eval()
+    label = torch.from_numpy(np.array(Image.open(args.label), dtype=np.int64))
+    instance = torch.from_numpy(np.array(Image.open(args.instance), dtype=np.int64)) if args.instance else None
+    size = model.dataset.size
+    label = torch.nn.functional.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    if instance is not None:
+        instance = torch.nn.functional.interpolate(instance[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    semantics = model.semantics(label, instance, source=args.label)
+    classes = args.classes if args.classes else torch.unique(label).tolist()
+    generator = torch.Generator().manual_seed(args.seed)
+    base = model.sample_z(1, generator)
+    columns = {c: smis.sample_class(model, semantics, c, args.n, generator, base) for c in classes}
+    save_smis_grid(args.out, label, columns, model.dataset)
+    print(f"wrote {args.out}")
+    return 0
