@@ -105,17 +105,18 @@ def _import(args) -> int:
     from pathlib import Path
 
     from smisbench.errors import SmisbenchError
-    from smisbench.models.checkpoints import OFFICIAL_FILES, load_into, save_bundle
+    from smisbench.models.checkpoints import OFFICIAL_FILES, load_into, read_state_dict, save_bundle
     from smisbench.models.registry import build_model, get_entry, model_config
 
     entry = get_entry(args.model)
-    model = build_model(args.model, args.dataset)
     source = Path(args.source)
     files = {"G": source} if source.is_file() else {
         part: source / name for part, name in OFFICIAL_FILES.items() if part != "D" and (source / name).is_file()
     }
     if "G" not in files:
         raise SmisbenchError(f"no latest_net_G.pth in {source}", "point at the checkpoints/<name>/ folder of the release")
+    overrides = entry.config_from_checkpoint(read_state_dict(files["G"])) if entry.config_from_checkpoint else {}
+    model = build_model(args.model, args.dataset, **overrides)
     if model.netE is not None and "E" not in files:
         print(f"note: {source} has no latest_net_E.pth; the encoder keeps random weights (sampling works, encoding does not)")
     loaded = {}
@@ -126,7 +127,7 @@ def _import(args) -> int:
         report = load_into(net, path, entry.checkpoint_filter)
         print(report.describe())
         loaded[part] = {"file": str(path), "sha256": report.sha256}
-    save_bundle(args.out, model, model_config(args.model, args.dataset), {"imported": loaded})
+    save_bundle(args.out, model, model_config(args.model, args.dataset, **overrides), {"imported": loaded})
     print(f"wrote {args.out}")
     return 0
 

@@ -26,6 +26,8 @@ class ModelEntry:
     paper: str = ""  # where the model comes from (paper table, citation)
     # drops entries old releases carry that current modules lack (e.g. pix2pixHD's InstanceNorm stats)
     checkpoint_filter: Callable[[dict], tuple[dict, list[str]]] | None = None
+    # config overrides read off a G state dict, for families whose releases differ in shape (pix2pixHD)
+    config_from_checkpoint: Callable[[dict], dict] | None = None
 
     def datasets(self) -> list[str]:
         return list(self.configs())
