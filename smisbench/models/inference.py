@@ -3,8 +3,7 @@
 Training-time structure that inference does not need is folded away: spectral norm's
 ``weight_orig / sigma`` is computed once (with the stored ``u``/``v``, exactly as eval mode
 does each call), CG-Norm's ``mlp_gamma`` and ``mlp_beta`` run as one grouped conv evaluated by convolution only
-near label boundaries (a per-label constant elsewhere, see :class:`LabelAnalysis`), and the
-activations use the channels-last layout that oneDNN's CPU convolutions prefer.
+near label boundaries (a per-label constant elsewhere, see :class:`LabelAnalysis`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,11 @@ def bake_spectral_norm(module: nn.Module) -> int:
 
 
 class FusedGammaBeta(nn.Module):
-    """``mlp_gamma`` and ``mlp_beta`` of one CG-Norm as a single grouped conv (outputs interleaved per group)."""
+    """``mlp_gamma`` and ``mlp_beta`` of one CG-Norm as a single grouped conv.
+
+    Output channels are group-major, ``[gamma_g, beta_g]`` per group g, and the gamma bias carries
+    the ``+ 1`` of ``x * (1 + gamma)``, so the modulation is one ``addcmul`` over a free 5-D view.
+    """
 
     def __init__(self, gamma: nn.Conv2d, beta: nn.Conv2d):
         super().__init__()
@@ -39,19 +42,18 @@ class FusedGammaBeta(nn.Module):
         per = out // groups
         weight = torch.stack([gamma.weight.view(groups, per, *gamma.weight.shape[1:]),
                               beta.weight.view(groups, per, *beta.weight.shape[1:])], dim=1)
-        bias = torch.stack([gamma.bias.view(groups, per), beta.bias.view(groups, per)], dim=1)
+        bias = torch.stack([gamma.bias.view(groups, per) + 1, beta.bias.view(groups, per)], dim=1)
         self.conv = nn.Conv2d(gamma.in_channels, 2 * out, gamma.kernel_size, padding=gamma.padding, groups=groups)
         self.conv.weight.data.copy_(weight.reshape(2 * out, *gamma.weight.shape[1:]))
         self.conv.bias.data.copy_(bias.reshape(2 * out))
         self.groups, self.per = groups, per
 
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split(self.conv(hidden))
-
-    def split(self, both: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, _, h, w = both.shape
-        both = both.view(b, self.groups, 2, self.per, h, w)
-        return both[:, :, 0].reshape(b, -1, h, w), both[:, :, 1].reshape(b, -1, h, w)
+    def modulate(self, normalized: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
+        """``normalized * (1 + gamma) + beta`` from the fused output, without copying gamma or beta out."""
+        b, n, h, w = normalized.shape
+        both = both.reshape(b, self.groups, 2, self.per, h, w)
+        out = torch.addcmul(both[:, :, 1], normalized.reshape(b, self.groups, self.per, h, w), both[:, :, 0])
+        return out.view(b, n, h, w)
 
 
 class LabelAnalysis:
@@ -110,7 +112,7 @@ class FastCGNorm(nn.Module):
         # per-pattern constants: the same convs on 5x5 patches of one pattern, read at the centre
         patches = patterns.to(label.dtype)[:, :, None, None].expand(-1, -1, 5, 5)
         table = self._dense(patches)[:, :, 2, 2]  # (P, 2N)
-        out = table[info["inverse"]]  # (B*H*W, 2N), channels-last order
+        out = table.t().index_select(1, info["inverse"])  # (2N, B*H*W)
         flat = info["boundary"]
         if flat.numel():
             hidden = F.pad(self.mlp_shared(label), (1, 1, 1, 1))  # (B, K, H+2, W+2)
@@ -120,13 +122,13 @@ class FastCGNorm(nn.Module):
             bi, rest = flat // (h * w), flat % (h * w)
             y, x = rest // w, rest % w
             taps = torch.tensor([(dy * (w + 2) + dx) for dy in range(3) for dx in range(3)], device=flat.device)
-            centre = y * (w + 2) + x  # top-left of the 3x3 window in padded coordinates
-            window = hidden[bi[:, None], centre[:, None] + taps]  # (Nb, 9, K)
+            corner = y * (w + 2) + x  # top-left of the 3x3 window in padded coordinates
+            window = hidden[bi[:, None], corner[:, None] + taps]  # (Nb, 9, K)
             window = window.view(-1, 9, groups, k // groups).permute(2, 0, 3, 1).reshape(groups, -1, (k // groups) * 9)
             weight = conv.weight.reshape(groups, -1, (k // groups) * 9)  # (G, 2N/G, Kg*9)
-            result = torch.baddbmm(conv.bias.view(groups, 1, -1), window, weight.transpose(1, 2))  # (G, Nb, 2N/G)
-            out[flat] = result.permute(1, 0, 2).reshape(flat.numel(), -1)
-        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+            result = torch.baddbmm(conv.bias.view(groups, -1, 1), weight, window.transpose(1, 2))  # (G, 2N/G, Nb)
+            out[:, flat] = result.reshape(-1, flat.numel())
+        return out.view(-1, b, h, w).transpose(0, 1)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
@@ -136,8 +138,7 @@ class FastCGNorm(nn.Module):
             both = self._dense(info["label"])
         else:
             both = self._sparse(info, size)
-        gamma, beta = self.gamma_beta.split(both)
-        return torch.addcmul(beta, normalized, gamma + 1)
+        return self.gamma_beta.modulate(normalized, both)
 
 
 def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
@@ -152,7 +153,7 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
 
 
 @torch.no_grad()
-def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def inference_copy(model: nn.Module, channels_last: bool = False) -> nn.Module:
     """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout."""
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
