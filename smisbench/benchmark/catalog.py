@@ -1,0 +1,104 @@
+"""The metric catalog (metrics.toml): which spec metric names exist and how each stored value is judged.
+
+Kept as data so a new metric, a changed tolerance or a unit fix is one edit in one file,
+shared by spec validation, ``compare`` and the reports.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+DIRECTIONS = ("higher", "lower", "equal")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A name a spec may list; ``produces`` are the value keys its evaluation stores."""
+
+    name: str
+    description: str
+    produces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """One stored number: label, better direction, regression tolerance and display units."""
+
+    key: str
+    label: str
+    direction: str
+    abs_tolerance: float = 0.0
+    rel_tolerance: float = 0.0
+    scale: float = 1.0
+    digits: int = 3
+    computable: bool = True
+
+    def tolerance(self, reference: float) -> float:
+        """Allowed change around ``reference`` before a change counts (the larger of abs and rel)."""
+        rel = self.rel_tolerance * abs(reference) if math.isfinite(reference) else 0.0
+        return max(self.abs_tolerance, rel)
+
+    def display(self, stored: float) -> float:
+        """A stored value in the paper's units."""
+        return stored * self.scale
+
+    def format(self, shown: float) -> str:
+        return f"{shown:.{self.digits}f}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    metrics: dict[str, MetricInfo]
+    values: dict[str, ValueInfo]
+
+    def value(self, key: str) -> ValueInfo:
+        """Info for a value key; unknown keys (extra numbers an evaluator stores) are informational."""
+        if key in self.values:
+            return self.values[key]
+        return ValueInfo(key=key, label=key, direction="equal", abs_tolerance=math.inf)
+
+    def produces(self, metrics: list[str] | tuple[str, ...]) -> list[str]:
+        keys: list[str] = []
+        for name in metrics:
+            for key in self.metrics[name].produces:
+                if key not in keys:
+                    keys.append(key)
+        return keys
+
+
+def _parse(data: dict) -> Catalog:
+    metrics = {
+        name: MetricInfo(name, str(body.get("description", "")), tuple(body["produces"]))
+        for name, body in data["metrics"].items()
+    }
+    values = {}
+    for key, body in data["values"].items():
+        if body["direction"] not in DIRECTIONS:
+            raise ValueError(f"metrics.toml: values.{key}.direction must be one of {DIRECTIONS}")
+        tolerance = body.get("tolerance", {})
+        values[key] = ValueInfo(
+            key=key,
+            label=str(body.get("label", key)),
+            direction=body["direction"],
+            abs_tolerance=float(tolerance.get("abs", 0.0)),
+            rel_tolerance=float(tolerance.get("rel", 0.0)),
+            scale=float(body.get("scale", 1.0)),
+            digits=int(body.get("digits", 3)),
+            computable=bool(body.get("computable", True)),
+        )
+    for metric in metrics.values():
+        for key in metric.produces:
+            if key not in values:
+                raise ValueError(f"metrics.toml: metrics.{metric.name} produces {key!r} with no [values.{key}]")
+    return Catalog(metrics, values)
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    """The shipped catalog (read once)."""
+    text = resources.files("smisbench.benchmark").joinpath("metrics.toml").read_text(encoding="utf-8")
+    return _parse(tomllib.loads(text))

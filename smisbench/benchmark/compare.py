@@ -1,0 +1,178 @@
+"""Regression tracking: per-metric deltas between two runs (or a saved baseline) with a verdict each.
+
+Whether a change is better or worse depends on the metric (lower FID is better, higher mCSD is
+better, a changed parameter count is a change); directions and tolerances come from
+metrics.toml and can be overridden per metric. A regression makes ``smisbench compare`` exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smisbench.benchmark.catalog import ValueInfo, catalog
+from smisbench.benchmark.store import Store, now
+from smisbench.errors import SmisbenchError
+from smisbench.io import atomic_write_text
+
+BASELINE_FORMAT = "smisbench-baseline"
+REGRESSIONS = ("worse", "changed", "missing")
+
+Key = tuple[str, str, str, str]  # model id, dataset id, split, value key
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    abs: float = 0.0
+    rel: float = 0.0
+
+    def at(self, reference: float) -> float:
+        return max(self.abs, self.rel * abs(reference) if math.isfinite(reference) else 0.0)
+
+
+@dataclass(frozen=True)
+class Delta:
+    model: str
+    dataset: str
+    split: str
+    metric: str
+    a: float | None
+    b: float | None
+    tolerance: float
+    verdict: str  # better, same, worse, changed, missing, new
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict in REGRESSIONS
+
+
+def parse_tolerance(text: str) -> tuple[str, Tolerance]:
+    """``fid=0.5`` (absolute, stored units) or ``fps=10%`` (relative) for one value key."""
+    key, sep, amount = text.partition("=")
+    key, amount = key.strip(), amount.strip()
+    try:
+        if not sep or not key:
+            raise ValueError
+        if amount.endswith("%"):
+            tolerance = Tolerance(rel=float(amount[:-1]) / 100.0)
+        else:
+            tolerance = Tolerance(abs=float(amount))
+    except ValueError:
+        raise SmisbenchError(f"tolerance {text!r} is not METRIC=NUMBER or METRIC=PERCENT%",
+                             "write e.g. --tolerance fid=0.5 or --tolerance fps=10%") from None
+    if tolerance.abs < 0 or tolerance.rel < 0:
+        raise SmisbenchError(f"tolerance {text!r} is negative", "give a tolerance of 0 or more")
+    return key, tolerance
+
+
+def _tolerance_for(info: ValueInfo, overrides: dict[str, Tolerance]) -> Tolerance:
+    return overrides.get(info.key, Tolerance(info.abs_tolerance, info.rel_tolerance))
+
+
+def verdict(info: ValueInfo, a: float | None, b: float | None, tolerance: Tolerance) -> tuple[str, float]:
+    """Judge one value: B against reference A."""
+    a_ok = a is not None and math.isfinite(a)
+    b_ok = b is not None and math.isfinite(b)
+    if not a_ok:
+        return ("new" if b_ok else "same"), 0.0
+    if not b_ok:
+        return "missing", 0.0
+    allowed = tolerance.at(a)
+    change = b - a
+    if abs(change) <= allowed:
+        return "same", allowed
+    if info.direction == "equal":
+        return "changed", allowed
+    improved = change > 0 if info.direction == "higher" else change < 0
+    return ("better" if improved else "worse"), allowed
+
+
+def values_of_run(store: Store, run_id: int) -> dict[Key, dict[str, Any]]:
+    out = {}
+    for row in store.run_results(run_id):
+        out[(row["model_id"], row["dataset_id"], row["split"], row["metric"])] = {
+            "value": row["value"], "model_label": row["model_label"]}
+    return out
+
+
+def save_baseline(store: Store, run_id: int, path: str | Path) -> int:
+    """Write a run's numbers to a JSON baseline file (kept in a user's repository for CI)."""
+    run = store.run(run_id)
+    values = [
+        {"model_id": k[0], "dataset_id": k[1], "split": k[2], "metric": k[3], "model_label": v["model_label"],
+         "value": None if not math.isfinite(v["value"]) else v["value"]}
+        for k, v in sorted(values_of_run(store, run_id).items())
+    ]
+    if not values:
+        raise SmisbenchError(f"run {run_id} holds no numbers", "save a baseline from a run that finished cells")
+    doc = {"format": BASELINE_FORMAT, "version": 1, "created_at": now(), "store": str(store.path),
+           "run_id": run_id, "run_uuid": run["uuid"], "spec_name": run["spec_name"],
+           "spec_sha256": run["spec_sha256"], "git_commit": run["git_commit"], "values": values}
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return len(values)
+
+
+def load_baseline(path: str | Path) -> tuple[str, dict[Key, dict[str, Any]]]:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SmisbenchError(f"no baseline file {path}", "save one with `smisbench baseline RUN --out FILE`") from None
+    except json.JSONDecodeError as err:
+        raise SmisbenchError(f"baseline {path} is not JSON ({err})",
+                             "save it again with `smisbench baseline`") from None
+    if doc.get("format") != BASELINE_FORMAT:
+        raise SmisbenchError(f"{path} is not a smisbench baseline", "save one with `smisbench baseline RUN --out FILE`")
+    values = {}
+    for item in doc["values"]:
+        value = math.nan if item["value"] is None else float(item["value"])
+        values[(item["model_id"], item["dataset_id"], item["split"], item["metric"])] = {
+            "value": value, "model_label": item.get("model_label", item["model_id"])}
+    return f"baseline {path.name} (run {doc.get('run_id')} of {doc.get('spec_name')})", values
+
+
+def compare_values(a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]],
+                   overrides: dict[str, Tolerance] | None = None) -> list[Delta]:
+    """A delta per value key present in either side, in a stable order."""
+    overrides = overrides or {}
+    out = []
+    for key in sorted(set(a) | set(b)):
+        model, dataset, split, metric = key
+        info = catalog().value(metric)
+        va = a[key]["value"] if key in a else None
+        vb = b[key]["value"] if key in b else None
+        label = (b.get(key) or a.get(key))["model_label"]
+        name, allowed = verdict(info, va, vb, _tolerance_for(info, overrides))
+        out.append(Delta(label if label == model else f"{label} ({model})", dataset, split, metric,
+                         None if va is None or not math.isfinite(va) else va,
+                         None if vb is None or not math.isfinite(vb) else vb, allowed, name))
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
+
+def format_deltas(deltas: list[Delta], title_a: str, title_b: str) -> str:
+    """A plain-text table of the deltas and a one-line summary."""
+    headers = ["model", "dataset", "metric", "A", "B", "B - A", "tolerance", "verdict"]
+    rows = [[d.model, f"{d.dataset}/{d.split}", d.metric, _fmt(d.a), _fmt(d.b),
+             "—" if d.delta is None else f"{d.delta:+.4g}", f"{d.tolerance:.3g}",
+             d.verdict.upper() if d.regression else d.verdict] for d in deltas]
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    lines = [f"A = {title_a}", f"B = {title_b}",
+             "  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
+    regressions = sum(d.regression for d in deltas)
+    counts = {v: sum(d.verdict == v for d in deltas) for v in ("better", "same", "worse", "changed", "missing", "new")}
+    lines.append(f"{len(deltas)} values: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+                 + (f" -> {regressions} regression(s)" if regressions else " -> no regression"))
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""Runs a spec's cells into a store: skips finished cells (resume), shows progress, records provenance.
+
+The work of one cell is done by an *executor*, a function ``(Cell, ExecutionContext) -> CellOutcome``.
+The real one (``smisbench.benchmark.executor.execute_cell``) builds the model and dataset and
+calls the metrics; tests and users can pass their own.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.cells import Cell, RunOptions, expand_cells
+from smisbench.benchmark.spec import BenchmarkSpec
+from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Store, now
+from smisbench.errors import SmisbenchError
+from smisbench.io import sha256_file
+
+
+@dataclass
+class CellOutcome:
+    """What an executor returns for one cell."""
+
+    values: dict[str, float]
+    protocol: dict[str, Any] = field(default_factory=dict)  # the protocol as actually used (defaults filled in)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    model_config: dict[str, Any] | None = None  # the resolved config (defaults + overrides)
+    weights_sha256: dict[str, Any] = field(default_factory=dict)  # pretrained files the metrics loaded
+
+
+@dataclass
+class ExecutionContext:
+    """Shared by the cells of one run: the artifact folder and a cache (datasets, trained models)."""
+
+    artifacts_dir: Path
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
+
+    def artifact(self, kind: str, path: Path, meta: dict[str, Any] | None = None) -> ArtifactRecord:
+        """Record a file written under the artifact folder (checksummed now)."""
+        path = Path(path)
+        try:
+            relative = path.resolve().relative_to(self.artifacts_dir.resolve())
+        except ValueError:  # already given relative to the artifact folder
+            relative = path
+        return ArtifactRecord(kind, relative.as_posix(), sha256_file(self.artifacts_dir / relative), meta or {})
+
+
+Executor = Callable[[Cell, ExecutionContext], CellOutcome]
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    cells: list[Cell]
+    reused: list[Cell] = field(default_factory=list)
+    computed: list[Cell] = field(default_factory=list)
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def default_executor() -> Executor:
+    from smisbench.benchmark.executor import execute_cell
+
+    return execute_cell
+
+
+def _environment(device: str) -> dict[str, Any]:
+    from smisbench.provenance import environment
+
+    return environment(device)
+
+
+def _link(cell: Cell) -> CellLink:
+    return CellLink(cell.index, cell.model.id, cell.model.label, cell.dataset.id, cell.dataset.label)
+
+
+def missing_values(store: Store, cell_id: int, cell: Cell) -> list[str]:
+    """Value keys the cell's metrics produce that its stored result lacks (a metric unavailable when it ran)."""
+    have = store.values(cell_id)
+    return [key for key in catalog().produces(cell.metrics) if key not in have]
+
+
+def _done(store: Store, cell: Cell, redo_incomplete: bool) -> int | None:
+    found = store.finished_cell(cell.key)
+    if found is not None and redo_incomplete and missing_values(store, found, cell):
+        return None
+    return found
+
+
+def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: TextIO,
+               redo_incomplete: bool = False) -> None:
+    """What a run would do: every cell, cached or to run, and checkpoints that are missing."""
+    print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells, "
+          f"store {store.path}", file=stream)
+    width = max([len(c.title) for c in cells] + [4])
+    cached = 0
+    for cell in cells:
+        found = store.finished_cell(cell.key)
+        lacking = missing_values(store, found, cell) if found is not None else []
+        if found is not None and not (redo_incomplete and lacking):
+            cached += 1
+            row = store.conn.execute("SELECT run_id, finished_at FROM cells WHERE cell_id = ?", (found,)).fetchone()
+            status = f"cached (cell {found}, run {row['run_id']}, {row['finished_at'][:19]}"
+            status += f"; lacks {', '.join(lacking)})" if lacking else ")"
+        elif found is not None:
+            status = f"to run again (lacks {', '.join(lacking)})"
+        else:
+            status = "to run"
+            if cell.model.train:
+                status += f" (train {cell.model.train.steps} steps first)"
+        print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {cell.key[:10]}  {status}",
+              file=stream)
+        if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
+            print(f"       checkpoint missing: {cell.checkpoint_path}", file=stream)
+    print(f"{cached} cached, {len(cells) - cached} to run", file=stream)
+
+
+def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None,
+             options: RunOptions | None = None, *, dry_run: bool = False, progress: bool = True,
+             fail_fast: bool = False, stream: TextIO | None = None, command: str | None = None,
+             environment: Callable[[str], dict[str, Any]] = _environment,
+             redo_incomplete: bool = False) -> RunSummary:
+    """Run every cell of ``spec`` not already finished in ``store``.
+
+    Interrupting (Ctrl-C) marks the run interrupted and re-raises; cells finished so far stay
+    in the store, so running the same spec again does only the rest. ``redo_incomplete`` also
+    reruns finished cells that lack a value (a metric that was not available when they ran).
+    """
+    stream = stream or sys.stdout
+    options = options or RunOptions()
+    cells = expand_cells(spec, options)
+    summary = RunSummary(None, cells)
+    if dry_run:
+        print_plan(spec, cells, store, stream, redo_incomplete)
+        return summary
+    executor = executor or default_executor()
+    device = options.device or spec.device
+    env = environment(device)
+    run_id = store.start_run(spec.name, spec.table, spec.sha256, spec.text, env, spec.source, command)
+    summary.run_id = run_id
+    context = ExecutionContext(options.artifacts_dir or store.artifacts_dir)
+
+    pending = []
+    for cell in cells:
+        found = _done(store, cell, redo_incomplete)
+        if found is None:
+            pending.append(cell)
+        else:
+            store.link_cell(run_id, found, _link(cell), reused=True)
+            summary.reused.append(cell)
+    print(f"run {run_id}: spec {spec.name}, {len(cells)} cells, {len(summary.reused)} already finished, "
+          f"{len(pending)} to run (store {store.path})", file=stream)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(pending), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    try:
+        for cell in pending:
+            bar.set_postfix_str(cell.title)
+            found = _done(store, cell, redo_incomplete)  # another process may have finished it meanwhile
+            if found is not None:
+                store.link_cell(run_id, found, _link(cell), reused=True)
+                summary.reused.append(cell)
+                bar.update(1)
+                continue
+            if not _run_cell(cell, spec, store, run_id, executor, context, env, summary) and fail_fast:
+                break
+            bar.update(1)
+    except BaseException:
+        bar.close()
+        store.finish_run(run_id, "interrupted")
+        raise
+    bar.close()
+    store.finish_run(run_id, "finished" if summary.ok else "failed")
+    print(f"run {run_id}: {len(summary.computed)} computed, {len(summary.reused)} reused, "
+          f"{len(summary.failed)} failed", file=stream)
+    for cell, error in summary.failed:
+        print(f"  failed: {cell.title}: {error.splitlines()[0] if error else ''}", file=stream)
+    return summary
+
+
+def _run_cell(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, executor: Executor,
+              context: ExecutionContext, env: dict[str, Any], summary: RunSummary) -> bool:
+    """Execute and record one cell; a failure is recorded (and retried by the next run), not raised."""
+    started, t0 = now(), time.perf_counter()
+    record = CellRecord(
+        cell_key=cell.key, status="finished", model_name=cell.model.name, dataset=cell.dataset.name,
+        split=cell.dataset.split, seed=cell.seed, spec_sha256=spec.sha256, device=cell.device, dtype=cell.dtype,
+        started_at=started, finished_at=started, model_config=dict(cell.model.config),
+        checkpoint=str(cell.checkpoint_path) if cell.checkpoint_path else None,
+        checkpoint_sha256=cell.checkpoint_sha256, dataset_options=dict(cell.dataset.options),
+        metrics=list(cell.metrics), protocol=dict(cell.protocol), git_commit=env.get("git_commit"),
+        versions=dict(env.get("versions", {})), device_name=env.get("device_name"), threads=env.get("threads"),
+    )
+    try:
+        outcome = executor(cell, context)
+    except Exception as err:  # recorded, shown, retried next time; KeyboardInterrupt passes through
+        record.status = "failed"
+        record.error = str(err) if isinstance(err, SmisbenchError) else "".join(
+            traceback.format_exception_only(type(err), err)).strip() + "\n" + traceback.format_exc(limit=-3)
+        record.finished_at = now()
+        record.wall_time_s = time.perf_counter() - t0
+        store.record_cell(run_id, _link(cell), record, {}, {"environment": env})
+        summary.failed.append((cell, record.error))
+        return False
+    record.wall_time_s = time.perf_counter() - t0
+    record.finished_at = now()
+    record.protocol = {**cell.protocol, **outcome.protocol}
+    record.notes = list(outcome.notes)
+    missing = [k for k in catalog().produces(cell.metrics) if k not in outcome.values]
+    if missing:
+        record.notes.append(f"no value for {', '.join(missing)} (shown as missing)")
+    if outcome.model_config is not None:
+        record.model_config = outcome.model_config
+    record.weights_sha256 = dict(outcome.weights_sha256)
+    prov = outcome.provenance
+    record.threads = prov.get("threads", record.threads)
+    record.device_name = prov.get("device_name", record.device_name)
+    record.checkpoint = prov.get("checkpoint", record.checkpoint)  # a checkpoint the executor trained
+    record.checkpoint_sha256 = prov.get("checkpoint_sha256", record.checkpoint_sha256)
+    provenance = {"environment": env, "cell_identity": cell.identity(), **prov}
+    store.record_cell(run_id, _link(cell), record, outcome.values, provenance, outcome.artifacts)
+    summary.computed.append(cell)
+    return True

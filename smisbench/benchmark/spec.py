@@ -1,0 +1,422 @@
+"""Benchmark specs: TOML files that say which models, datasets, metrics and protocol a benchmark runs.
+
+Parsed with ``tomllib`` into frozen dataclasses. Every mistake raises :class:`SpecError` naming
+the key with its path (``cells[2].metrics``), so a typo never silently changes what is measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from smisbench.benchmark.catalog import catalog
+from smisbench.errors import SmisbenchError
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class SpecError(SmisbenchError):
+    """A spec that cannot be run; ``key`` is the path of the offending key."""
+
+    def __init__(self, source: str, key: str, problem: str, fix: str | None = None):
+        self.source, self.key = source, key
+        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}", fix)
+
+
+# Protocol fields a spec may set (at top level, per dataset, per model or per cell). The names are
+# those of the evaluator's protocol record (smisbench.metrics.protocol.EvalProtocol; seed, dtype,
+# device, dataset root and split come from the spec itself), plus the executor's own grid_* fields.
+# Anything else goes under `protocol.extra`, kept with the cell (and in its key) untouched.
+# name -> (python types, allowed values or None, what it means)
+PROTOCOL_FIELDS: dict[str, tuple[tuple[type, ...], tuple | None, str]] = {
+    "n": ((int,), None, "mCSD/mOCD: samples per class (paper: 100)"),
+    "m": ((int,), None, "mCSD/mOCD and LPIPS diversity: sampled pairs (paper: 19)"),
+    "mask_mode": ((str,), ("lpips_map", "image"), "mask the spatial LPIPS map, or the images"),
+    "lpips_net": ((str,), ("alex", "vgg"), "LPIPS backbone (paper: alex)"),
+    "diversity_maps": ((int,), None, "label maps scored for mCSD/mOCD/LPIPS (the first ones of the split)"),
+    "fid_samples": ((int,), None, "images for FID, real and generated (absent: the whole split)"),
+    "image_size": ((list,), None, "[height, width] images are brought to before Inception"),
+    "resize_filter": ((str,), ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area"),
+                      "filter of that resize"),
+    "fid_dtype": ((str,), DTYPES, "precision of the Inception network"),
+    "batch_size": ((int,), None, "label maps per forward pass"),
+    "fps_batch_size": ((int,), None, "batch size of the FPS measurement"),
+    "fps_warmup": ((int,), None, "untimed warm-up passes before FPS repeats"),
+    "fps_repeats": ((int,), None, "timed passes (the median is reported)"),
+    "stats_cache": ((bool,), None, "reuse cached FID statistics of the real images"),
+    "grid_rows": ((int,), None, "samples (rows) in the stored SMIS grid; 0: no grid"),
+    "grid_label_index": ((int,), None, "which label map of the split the SMIS grid uses"),
+}
+EXECUTOR_FIELDS = ("grid_rows", "grid_label_index")
+AT_LEAST_ONE = ("n", "m", "diversity_maps", "fid_samples", "batch_size", "fps_batch_size", "fps_repeats")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """A training budget: the model is trained on the dataset before it is scored (the demo)."""
+
+    steps: int
+    batch_size: int = 4
+    options: dict[str, Any] = field(default_factory=dict)  # more `smisbench train` options (TrainConfig fields)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str  # unique within the spec; what cells and claims refer to
+    name: str  # registry name for build_model
+    label: str  # row label in reports (the paper's row name where there is one)
+    config: dict[str, Any] = field(default_factory=dict)  # model config overrides
+    checkpoint: str | None = None
+    train: TrainSpec | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    id: str  # unique within the spec; paper table columns name it (deepfashion:fid)
+    name: str  # dataset name for build_dataset
+    label: str
+    root: str  # relative paths are under the run's data root
+    split: str = "test"
+    options: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    model: str
+    dataset: str
+    metrics: tuple[str, ...] | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim checked on measured numbers: value(model) / value(reference) <= max_ratio."""
+
+    text: str
+    value: str
+    model: str
+    reference: str
+    max_ratio: float
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    description: str
+    table: str  # the report table the results belong to (table1, table2, ablations, demo)
+    seed: int
+    device: str
+    dtype: str
+    metrics: tuple[str, ...]
+    protocol: dict[str, Any]
+    models: tuple[ModelSpec, ...]
+    datasets: tuple[DatasetSpec, ...]
+    cells: tuple[CellSpec, ...] | None
+    claims: tuple[ClaimSpec, ...]
+    source: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def model(self, model_id: str) -> ModelSpec:
+        return next(m for m in self.models if m.id == model_id)
+
+    def dataset(self, dataset_id: str) -> DatasetSpec:
+        return next(d for d in self.datasets if d.id == dataset_id)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Reads one TOML table, checking types, and refuses keys nobody read."""
+
+    def __init__(self, data: Any, path: str, source: str):
+        if not isinstance(data, dict):
+            raise SpecError(source, path, f"must be a table, not {_type_name(data)}")
+        self.data, self.path, self.source = data, path, source
+        self.read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str, fix: str | None = None) -> SpecError:
+        return SpecError(self.source, self.key(name), problem, fix)
+
+    def get(self, name: str, kinds: tuple[type, ...], what: str, *, required: bool = False,
+            default: Any = None, choices: tuple | None = None) -> Any:
+        self.read.add(name)
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is missing", f"add `{name} = ...` ({what})")
+            return default
+        value = self.data[name]
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            raise self.error(name, f"must be {what}, not {_type_name(value)} ({value!r})")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"{value!r} is not allowed", f"use one of: {', '.join(map(str, choices))}")
+        return value
+
+    def text(self, name: str, **kw: Any) -> Any:
+        value = self.get(name, (str,), "a string", **kw)
+        if name in self.data and not value.strip():
+            raise self.error(name, "must not be empty")
+        return value
+
+    def integer(self, name: str, minimum: int | None = None, **kw: Any) -> Any:
+        value = self.get(name, (int,), "an integer", **kw)
+        if value is not None and minimum is not None and value < minimum:
+            raise self.error(name, f"must be at least {minimum}, not {value}")
+        return value
+
+    def table(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name, (dict,), "a table", default={}))
+
+    def strings(self, name: str, **kw: Any) -> Any:
+        value = self.get(name, (list,), "an array of strings", **kw)
+        if value is None:
+            return None
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise SpecError(self.source, f"{self.key(name)}[{i}]", f"must be a string, not {_type_name(item)}")
+        return tuple(value)
+
+    def tables(self, name: str, required: bool = False) -> list["_Reader"]:
+        value = self.get(name, (list,), "an array of tables ([[" + name + "]])", required=required, default=[])
+        return [_Reader(item, f"{self.key(name)}[{i}]", self.source) for i, item in enumerate(value)]
+
+    def only(self, known: tuple[str, ...]) -> "_Reader":
+        """Refuse unknown keys before anything else, so a typo is named as such (not as a missing key)."""
+        unknown = sorted(set(self.data) - set(known))
+        if unknown:
+            raise self.error(unknown[0], "is not a known key", f"known keys here: {', '.join(sorted(known))}")
+        return self
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            raise self.error(unknown[0], "is not a known key",
+                             f"known keys here: {', '.join(sorted(self.read))}")
+
+
+TOP_KEYS = ("name", "description", "table", "seed", "device", "dtype", "metrics", "protocol", "models", "datasets",
+            "cells", "claims")
+MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
+DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
+CELL_KEYS = ("model", "dataset", "metrics", "protocol")
+CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset")
+TRAIN_KEYS = ("steps", "batch_size", "options")
+
+
+def _protocol(reader: _Reader, name: str = "protocol") -> dict[str, Any]:
+    """A validated protocol table; ``extra`` holds evaluator-specific fields passed through."""
+    raw = reader.get(name, (dict,), "a table", default={})
+    sub = _Reader(raw, reader.key(name), reader.source)
+    out: dict[str, Any] = {}
+    for field_name, (kinds, choices, what) in PROTOCOL_FIELDS.items():
+        if field_name in raw:
+            label = {int: "an integer", str: "a string", bool: "a boolean", list: "an array"}[kinds[0]]
+            value = sub.get(field_name, kinds, f"{label} ({what})", choices=choices)
+            if field_name == "image_size":
+                if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+                    raise sub.error(field_name, f"must be [height, width] of positive integers, not {value!r}")
+                value = list(value)
+            elif kinds == (int,) and value < (1 if field_name in AT_LEAST_ONE else 0):
+                raise sub.error(field_name, f"must be at least {1 if field_name in AT_LEAST_ONE else 0}, not {value}")
+            out[field_name] = value
+    extra = sub.table("extra")
+    clash = sorted(set(extra) & set(PROTOCOL_FIELDS))
+    if clash:
+        raise SpecError(reader.source, f"{sub.key('extra')}.{clash[0]}", "is a protocol field",
+                        f"set it as `{clash[0]}` directly under [{sub.path}]")
+    sub.finish()
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | None:
+    metrics = reader.strings(name, required=required)
+    if metrics is None:
+        return None
+    if not metrics:
+        raise reader.error(name, "must list at least one metric")
+    known = catalog().metrics
+    for i, metric in enumerate(metrics):
+        if metric not in known:
+            raise SpecError(reader.source, f"{reader.key(name)}[{i}]", f"unknown metric {metric!r}",
+                            f"use one of: {', '.join(sorted(known))}")
+    if len(set(metrics)) != len(metrics):
+        raise reader.error(name, "lists a metric twice")
+    return metrics
+
+
+def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
+    seen: dict[str, int] = {}
+    for reader, ident in zip(readers, ids):
+        if ident in seen:
+            raise reader.error("id", f"{what} id {ident!r} is used twice",
+                               f"give one of them another `id = ...` (the other is {readers[seen[ident]].path})")
+        seen[ident] = len(seen)
+
+
+def _train(reader: _Reader) -> TrainSpec | None:
+    if "train" not in reader.data:
+        reader.read.add("train")
+        return None
+    sub = _Reader(reader.get("train", (dict,), "a table"), reader.key("train"), reader.source).only(TRAIN_KEYS)
+    spec = TrainSpec(
+        steps=sub.integer("steps", minimum=1, required=True),
+        batch_size=sub.integer("batch_size", minimum=1, default=4),
+        options=sub.table("options"),
+    )
+    sub.finish()
+    return spec
+
+
+def _model(reader: _Reader) -> ModelSpec:
+    reader.only(MODEL_KEYS)
+    name = reader.text("name", required=True)
+    ident = reader.text("id", default=name)
+    spec = ModelSpec(
+        id=ident,
+        name=name,
+        label=reader.text("label", default=ident),
+        config=reader.table("config"),
+        checkpoint=reader.text("checkpoint"),
+        train=_train(reader),
+        protocol=_protocol(reader),
+    )
+    reader.finish()
+    return spec
+
+
+def _dataset(reader: _Reader) -> DatasetSpec:
+    reader.only(DATASET_KEYS)
+    name = reader.text("name", required=True)
+    ident = reader.text("id", default=name)
+    spec = DatasetSpec(
+        id=ident,
+        name=name,
+        label=reader.text("label", default=ident),
+        root=reader.text("root", default=name),
+        split=reader.text("split", default="test"),
+        options=reader.table("options"),
+        protocol=_protocol(reader),
+    )
+    reader.finish()
+    return spec
+
+
+def _claim(reader: _Reader, model_ids: set[str], dataset_ids: set[str]) -> ClaimSpec:
+    values = catalog().values
+    reader.only(CLAIM_KEYS)
+    claim = ClaimSpec(
+        text=reader.text("text", required=True),
+        value=reader.text("value", required=True, choices=tuple(values)),
+        model=reader.text("model", required=True),
+        reference=reader.text("reference", required=True),
+        max_ratio=reader.get("max_ratio", (float,), "a number", required=True),
+        dataset=reader.text("dataset"),
+    )
+    for key in ("model", "reference"):
+        if getattr(claim, key) not in model_ids:
+            raise reader.error(key, f"no model with id {getattr(claim, key)!r}",
+                               f"use one of: {', '.join(sorted(model_ids))}")
+    if claim.dataset is not None and claim.dataset not in dataset_ids:
+        raise reader.error("dataset", f"no dataset with id {claim.dataset!r}",
+                           f"use one of: {', '.join(sorted(dataset_ids))}")
+    if claim.max_ratio <= 0:
+        raise reader.error("max_ratio", "must be positive")
+    reader.finish()
+    return claim
+
+
+def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
+    """Parse and validate a spec's TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(source, "", f"is not valid TOML: {err}",
+                        "fix the syntax at the line and column named") from None
+    top = _Reader(data, "", source).only(TOP_KEYS)
+    name = top.text("name", required=True)
+    description = top.text("description", default="")
+    table = top.text("table", default=name)
+    seed = top.integer("seed", minimum=0, default=0)
+    device = top.text("device", default="cpu")
+    dtype = top.text("dtype", default="float32", choices=DTYPES)
+    protocol = _protocol(top)
+
+    model_readers = top.tables("models", required=True)
+    if not model_readers:
+        raise top.error("models", "must list at least one model")
+    models = tuple(_model(r) for r in model_readers)
+    _unique_ids(model_readers, [m.id for m in models], "model")
+
+    dataset_readers = top.tables("datasets", required=True)
+    if not dataset_readers:
+        raise top.error("datasets", "must list at least one dataset")
+    datasets = tuple(_dataset(r) for r in dataset_readers)
+    _unique_ids(dataset_readers, [d.id for d in datasets], "dataset")
+
+    model_ids, dataset_ids = {m.id for m in models}, {d.id for d in datasets}
+    cell_readers = top.tables("cells")
+    metrics = _metrics(top, "metrics", required=not cell_readers)
+    cells: tuple[CellSpec, ...] | None = None
+    if cell_readers:
+        built = []
+        for reader in cell_readers:
+            reader.only(CELL_KEYS)
+            cell = CellSpec(
+                model=reader.text("model", required=True),
+                dataset=reader.text("dataset", required=True),
+                metrics=_metrics(reader, "metrics", required=metrics is None),
+                protocol=_protocol(reader),
+            )
+            if cell.model not in model_ids:
+                raise reader.error("model", f"no model with id {cell.model!r}",
+                                   f"use one of: {', '.join(sorted(model_ids))}")
+            if cell.dataset not in dataset_ids:
+                raise reader.error("dataset", f"no dataset with id {cell.dataset!r}",
+                                   f"use one of: {', '.join(sorted(dataset_ids))}")
+            reader.finish()
+            built.append(cell)
+        cells = tuple(built)
+    claims = tuple(_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
+    top.finish()
+    return BenchmarkSpec(name, description, table, seed, device, dtype, metrics or (), protocol, models,
+                         datasets, cells, claims, source, text)
+
+
+def shipped_specs() -> list[str]:
+    """Names of the specs that ship with smisbench (``smisbench run demo``)."""
+    folder = resources.files("smisbench.benchmark").joinpath("specs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_spec(ref: str | Path) -> BenchmarkSpec:
+    """A spec from a file path, or a shipped spec by name (``table1``, ``demo``)."""
+    path = Path(ref)
+    if path.is_file():
+        return parse_spec(path.read_text(encoding="utf-8"), str(path))
+    name = str(ref)
+    if name in shipped_specs():
+        text = resources.files("smisbench.benchmark").joinpath("specs", f"{name}.toml").read_text(encoding="utf-8")
+        return parse_spec(text, f"{name}.toml (shipped)")
+    raise SmisbenchError(f"no spec file {str(ref)!r}",
+                         f"give a path to a .toml spec or a shipped name: {', '.join(shipped_specs())}")

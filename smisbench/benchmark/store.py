@@ -1,0 +1,439 @@
+"""The results store: one SQLite file per project holding every run, cell, number and its provenance.
+
+SQLite in WAL mode with a busy timeout, and every write in one ``BEGIN IMMEDIATE``
+transaction, so a cell appears whole or not at all, an interrupted run leaves no half
+rows, and two processes writing into the same file wait for each other instead of
+corrupting it. (WAL needs a local file system; do not put the store on NFS.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from smisbench.errors import SmisbenchError
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("smisbench.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid TEXT NOT NULL UNIQUE,
+    spec_name TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    spec_sha256 TEXT NOT NULL,
+    spec_source TEXT,
+    spec_text TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    git_commit TEXT,
+    environment TEXT NOT NULL,
+    command TEXT
+);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cell_key TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    status TEXT NOT NULL CHECK (status IN ('finished', 'failed')),
+    model_name TEXT NOT NULL,
+    model_config TEXT NOT NULL,
+    checkpoint TEXT,
+    checkpoint_sha256 TEXT,
+    dataset TEXT NOT NULL,
+    split TEXT NOT NULL,
+    dataset_options TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    weights_sha256 TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    spec_sha256 TEXT NOT NULL,
+    git_commit TEXT,
+    versions TEXT NOT NULL,
+    device TEXT NOT NULL,
+    device_name TEXT,
+    dtype TEXT NOT NULL,
+    threads INTEGER,
+    wall_time_s REAL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS cells_by_key ON cells (cell_key, status);
+CREATE TABLE IF NOT EXISTS run_cells (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
+    cell_index INTEGER NOT NULL,
+    model_id TEXT NOT NULL,
+    model_label TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    dataset_label TEXT NOT NULL,
+    reused INTEGER NOT NULL,
+    PRIMARY KEY (run_id, cell_id)
+);
+CREATE TABLE IF NOT EXISTS results (
+    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (cell_id, metric)
+);
+CREATE TABLE IF NOT EXISTS provenance (
+    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (cell_id, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    artifact_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(run_id),
+    cell_id INTEGER REFERENCES cells(cell_id),
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def now() -> str:
+    """UTC timestamp with microseconds; sorts as text."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class CellLink:
+    """How a run names a cell (labels can change between runs without recomputing)."""
+
+    cell_index: int
+    model_id: str
+    model_label: str
+    dataset_id: str
+    dataset_label: str
+
+
+@dataclass
+class CellRecord:
+    """One computed (or failed) cell with its provenance columns."""
+
+    cell_key: str
+    status: str
+    model_name: str
+    dataset: str
+    split: str
+    seed: int
+    spec_sha256: str
+    device: str
+    dtype: str
+    started_at: str
+    finished_at: str
+    model_config: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: dict[str, Any] = field(default_factory=dict)
+    git_commit: str | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    device_name: str | None = None
+    threads: int | None = None
+    wall_time_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file a cell produced (checkpoint, SMIS grid); ``path`` is relative to the artifact folder."""
+
+    kind: str
+    path: str
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    uuid: str
+    spec_name: str
+    table: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    git_commit: str | None
+    spec_sha256: str
+    cells: int
+    computed: int
+    reused: int
+    failed: int
+
+
+class Store:
+    """A results store file; open one per process (connections are not shared across processes)."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        self._set_wal(timeout_s)
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        with self.transaction() as conn:
+            # executescript() would commit mid-transaction, so the statements run one by one
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row["value"]) != SCHEMA_VERSION:
+                raise SmisbenchError(
+                    f"store {self.path} has schema version {row['value']}, this smisbench writes {SCHEMA_VERSION}",
+                    "use another --store file, or the smisbench version that wrote this one",
+                )
+
+    def _set_wal(self, timeout_s: float) -> None:
+        # Switching a fresh file to WAL needs a moment alone with it; retry while another process creates it.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        if str(mode).lower() != "wal":
+            raise SmisbenchError(f"store {self.path} cannot use write-ahead logging (journal mode {mode})",
+                                 "put the store on a local disk (not a network file system)")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Folder beside the store for files its cells produced."""
+        return self.path.with_name(self.path.stem + ".artifacts")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing write; takes the write lock at the start so concurrent writers queue."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ----- runs -----
+    def start_run(self, spec_name: str, table: str, spec_sha256: str, spec_text: str, environment: dict[str, Any],
+                  spec_source: str | None = None, command: str | None = None) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (uuid, spec_name, table_name, spec_sha256, spec_source, spec_text, status,"
+                " started_at, git_commit, environment, command) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (uuid.uuid4().hex, spec_name, table, spec_sha256, spec_source, spec_text, now(),
+                 environment.get("git_commit"), _json(environment), command),
+            )
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, now(), run_id))
+
+    def runs(self) -> list[RunInfo]:
+        rows = self.conn.execute(
+            "SELECT r.*, COUNT(rc.cell_id) AS n,"
+            " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 0 THEN 1 ELSE 0 END) AS computed,"
+            " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 1 THEN 1 ELSE 0 END) AS reused,"
+            " SUM(CASE WHEN c.status = 'failed' THEN 1 ELSE 0 END) AS failed"
+            " FROM runs r LEFT JOIN run_cells rc ON rc.run_id = r.run_id LEFT JOIN cells c ON c.cell_id = rc.cell_id"
+            " GROUP BY r.run_id ORDER BY r.run_id"
+        ).fetchall()
+        return [RunInfo(r["run_id"], r["uuid"], r["spec_name"], r["table_name"], r["status"], r["started_at"],
+                        r["finished_at"], r["git_commit"], r["spec_sha256"], r["n"], r["computed"] or 0,
+                        r["reused"] or 0, r["failed"] or 0) for r in rows]
+
+    def run(self, run_id: int) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise SmisbenchError(f"no run {run_id} in {self.path}", "list runs with `smisbench runs`")
+        return row
+
+    def resolve_run(self, ref: str | int) -> int:
+        """A run id from a reference: its number, a uuid prefix, ``latest`` or ``latest:SPEC``."""
+        text = str(ref).strip()
+        if text.isdigit():
+            return int(self.run(int(text))["run_id"])
+        if text == "latest" or text.startswith("latest:"):
+            spec = text.partition(":")[2]
+            sql = "SELECT MAX(run_id) FROM runs" + (" WHERE spec_name = ?" if spec else "")
+            found = self.conn.execute(sql, (spec,) if spec else ()).fetchone()[0]
+            if found is None:
+                raise SmisbenchError(f"no runs{' of spec ' + spec if spec else ''} in {self.path}",
+                                     "run a spec first with `smisbench run SPEC`")
+            return int(found)
+        if len(text) >= 4:
+            rows = self.conn.execute("SELECT run_id FROM runs WHERE uuid LIKE ?", (text.lower() + "%",)).fetchall()
+            if len(rows) == 1:
+                return int(rows[0]["run_id"])
+            if len(rows) > 1:
+                raise SmisbenchError(f"run reference {text!r} matches {len(rows)} runs", "give more characters")
+        raise SmisbenchError(f"no run {text!r} in {self.path}",
+                             "give a run number or uuid prefix from `smisbench runs`, or `latest`")
+
+    # ----- cells -----
+    def finished_cell(self, cell_key: str) -> int | None:
+        """The newest finished cell with this key (any run), or None."""
+        row = self.conn.execute(
+            "SELECT cell_id FROM cells WHERE cell_key = ? AND status = 'finished' ORDER BY cell_id DESC LIMIT 1",
+            (cell_key,),
+        ).fetchone()
+        return None if row is None else int(row["cell_id"])
+
+    def link_cell(self, run_id: int, cell_id: int, link: CellLink, reused: bool) -> None:
+        with self.transaction() as conn:
+            self._link(conn, run_id, cell_id, link, reused)
+
+    @staticmethod
+    def _link(conn: sqlite3.Connection, run_id: int, cell_id: int, link: CellLink, reused: bool) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO run_cells (run_id, cell_id, cell_index, model_id, model_label, dataset_id,"
+            " dataset_label, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, cell_id, link.cell_index, link.model_id, link.model_label, link.dataset_id,
+             link.dataset_label, int(reused)),
+        )
+
+    def record_cell(self, run_id: int, link: CellLink, record: CellRecord, values: dict[str, float],
+                    provenance: dict[str, Any], artifacts: list[ArtifactRecord] = ()) -> int:
+        """Write a cell, its numbers, provenance and artifacts in one transaction; returns the cell id."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO cells (cell_key, run_id, status, model_name, model_config, checkpoint, checkpoint_sha256,"
+                " dataset, split, dataset_options, metrics, protocol, weights_sha256, seed, spec_sha256, git_commit,"
+                " versions, device, device_name, dtype, threads, wall_time_s, started_at, finished_at, notes, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.cell_key, run_id, record.status, record.model_name, _json(record.model_config),
+                 record.checkpoint, record.checkpoint_sha256, record.dataset, record.split,
+                 _json(record.dataset_options), _json(record.metrics), _json(record.protocol),
+                 _json(record.weights_sha256), record.seed, record.spec_sha256, record.git_commit,
+                 _json(record.versions), record.device, record.device_name, record.dtype, record.threads,
+                 record.wall_time_s, record.started_at, record.finished_at, _json(record.notes), record.error),
+            )
+            cell_id = int(cur.lastrowid)
+            for metric, value in values.items():
+                number = float(value)
+                conn.execute("INSERT INTO results (cell_id, metric, value) VALUES (?, ?, ?)",
+                             (cell_id, metric, number if math.isfinite(number) else None))
+            for key, value in provenance.items():
+                conn.execute("INSERT INTO provenance (cell_id, key, value) VALUES (?, ?, ?)",
+                             (cell_id, key, _json(value)))
+            for art in artifacts:
+                conn.execute(
+                    "INSERT INTO artifacts (run_id, cell_id, kind, path, sha256, meta, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, cell_id, art.kind, art.path, art.sha256, _json(art.meta), now()),
+                )
+            self._link(conn, run_id, cell_id, link, reused=False)
+        return cell_id
+
+    def cell(self, cell_id: int) -> dict[str, Any]:
+        """A cell's row with JSON columns decoded, plus its provenance and values."""
+        row = self.conn.execute("SELECT * FROM cells WHERE cell_id = ?", (cell_id,)).fetchone()
+        if row is None:
+            raise SmisbenchError(f"no cell {cell_id} in {self.path}")
+        out = dict(row)
+        for key in ("model_config", "dataset_options", "metrics", "protocol", "weights_sha256", "versions", "notes"):
+            out[key] = json.loads(out[key])
+        out["provenance"] = {r["key"]: json.loads(r["value"]) for r in self.conn.execute(
+            "SELECT key, value FROM provenance WHERE cell_id = ? ORDER BY key", (cell_id,))}
+        out["values"] = self.values(cell_id)
+        return out
+
+    def values(self, cell_id: int) -> dict[str, float]:
+        return {r["metric"]: (math.nan if r["value"] is None else r["value"]) for r in self.conn.execute(
+            "SELECT metric, value FROM results WHERE cell_id = ? ORDER BY metric", (cell_id,))}
+
+    def artifacts(self, cell_id: int, kind: str | None = None) -> list[ArtifactRecord]:
+        sql = "SELECT * FROM artifacts WHERE cell_id = ?" + (" AND kind = ?" if kind else "") + " ORDER BY artifact_id"
+        rows = self.conn.execute(sql, (cell_id, kind) if kind else (cell_id,)).fetchall()
+        return [ArtifactRecord(r["kind"], r["path"], r["sha256"], json.loads(r["meta"])) for r in rows]
+
+    # ----- queries for reports and compare -----
+    def run_results(self, run_id: int) -> list[dict[str, Any]]:
+        """Every number a run holds (computed or reused), one dict per value."""
+        return self._results("rc.run_id = ?", (run_id,))
+
+    def table_results(self, table: str) -> list[dict[str, Any]]:
+        """Numbers of every run into ``table``; the newest run's value wins per model, dataset and metric."""
+        rows = self._results("ru.table_name = ?", (table,))
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in rows:  # ordered oldest first
+            latest[(row["model_label"], row["dataset_id"], row["metric"])] = row
+        return list(latest.values())
+
+    def table_cells(self, table: str) -> list[dict[str, Any]]:
+        """Every cell any run into ``table`` asked for (finished or failed): labels, status and requested metrics."""
+        rows = self.conn.execute(
+            "SELECT rc.run_id, rc.cell_id, rc.cell_index, rc.model_id, rc.model_label, rc.dataset_id,"
+            " rc.dataset_label, c.status, c.metrics, c.error FROM run_cells rc JOIN runs ru ON ru.run_id = rc.run_id"
+            " JOIN cells c ON c.cell_id = rc.cell_id WHERE ru.table_name = ? ORDER BY rc.run_id, rc.cell_index",
+            (table,),
+        ).fetchall()
+        return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT table_name FROM runs ORDER BY table_name")]
+
+    def latest_run_of_table(self, table: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM runs WHERE table_name = ? ORDER BY run_id DESC LIMIT 1",
+                                 (table,)).fetchone()
+
+    def _results(self, where: str, params: tuple) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT rc.run_id, rc.cell_id, rc.cell_index, rc.model_id, rc.model_label, rc.dataset_id,"
+            " rc.dataset_label, rc.reused, c.model_name, c.dataset, c.split, c.device, c.device_name, c.dtype,"
+            " c.threads, c.git_commit, c.finished_at, c.wall_time_s, r.metric, r.value"
+            " FROM run_cells rc JOIN runs ru ON ru.run_id = rc.run_id JOIN cells c ON c.cell_id = rc.cell_id"
+            f" JOIN results r ON r.cell_id = c.cell_id WHERE c.status = 'finished' AND {where}"
+            " ORDER BY rc.run_id, c.finished_at, c.cell_id, r.metric",
+            params,
+        ).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["value"] = math.nan if item["value"] is None else float(item["value"])
+            out.append(item)
+        return out
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,251 @@
+"""Report tables from the store: our value, the paper's value and the difference, per model and column.
+
+A value the store does not hold is missing (shown "—", empty in CSV) and never filled in;
+the paper's numbers come only from ``paper_numbers.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.paper import Column, PaperTable, paper_tables
+from smisbench.benchmark.store import Store
+
+MISSING = "—"
+
+
+@dataclass
+class ReportTable:
+    """One table's numbers in the paper's units, with where each of ours came from."""
+
+    name: str
+    title: str
+    rows: list[str]
+    columns: list[Column]
+    dataset_labels: dict[str, str]
+    ours: dict[tuple[str, Column], float] = field(default_factory=dict)
+    sources: dict[tuple[str, Column], dict] = field(default_factory=dict)  # run/cell of each of our values
+    paper: PaperTable | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_paper(self) -> bool:
+        return self.paper is not None
+
+    def paper_value(self, row: str, column: Column) -> float | None:
+        return None if self.paper is None else self.paper.value(row, column)
+
+    def our_value(self, row: str, column: Column) -> float | None:
+        value = self.ours.get((row, column))
+        return None if value is None or not math.isfinite(value) else value
+
+    def column_label(self, column: Column) -> str:
+        label = catalog().value(column.value).label
+        if len({c.dataset for c in self.columns}) > 1:
+            return f"{self.dataset_labels.get(column.dataset, column.dataset)} {label}"
+        return label
+
+    def measured(self) -> int:
+        return sum(self.our_value(r, c) is not None for r in self.rows for c in self.columns)
+
+
+def _value_order(key: str) -> int:
+    keys = list(catalog().values)
+    return keys.index(key) if key in keys else len(keys)
+
+
+def build_table(store: Store, name: str) -> ReportTable:
+    """The table ``name`` from the newest values in the store, beside the paper's table of that name."""
+    paper = paper_tables().get(name)
+    results = store.table_results(name)
+    dataset_labels: dict[str, str] = {}
+    rows: list[str] = list(paper.rows) if paper else []
+    columns: list[Column] = list(paper.columns) if paper else []
+    ours: dict[tuple[str, Column], float] = {}
+    sources: dict[tuple[str, Column], dict] = {}
+    extra_columns: list[Column] = []
+    failed: dict[str, str] = {}
+    for asked in store.table_cells(name):  # rows and columns for everything asked, measured or not
+        dataset_labels.setdefault(asked["dataset_id"], asked["dataset_label"])
+        if asked["model_label"] not in rows:
+            rows.append(asked["model_label"])
+        for key in catalog().produces([m for m in asked["metrics"] if m in catalog().metrics]):
+            column = Column(asked["dataset_id"], key)
+            if column not in columns and column not in extra_columns:
+                extra_columns.append(column)
+        where = f"{asked['model_label']} @ {asked['dataset_label']}"
+        if asked["status"] == "failed":
+            failed[where] = asked["error"].splitlines()[0] if asked["error"] else "failed"
+        else:
+            failed.pop(where, None)
+    for result in sorted(results, key=lambda r: (r["cell_index"], r["run_id"])):
+        column = Column(result["dataset_id"], result["metric"])
+        dataset_labels.setdefault(result["dataset_id"], result["dataset_label"])
+        if result["model_label"] not in rows:
+            rows.append(result["model_label"])
+        if column not in columns and column not in extra_columns:
+            extra_columns.append(column)
+        info = catalog().value(result["metric"])
+        ours[(result["model_label"], column)] = info.display(result["value"])
+        sources[(result["model_label"], column)] = result
+    dataset_order = list(dict.fromkeys([c.dataset for c in columns] + [c.dataset for c in extra_columns]))
+    extra_columns.sort(key=lambda c: (dataset_order.index(c.dataset), _value_order(c.value), c.value))
+    columns += extra_columns
+    for column in columns:
+        dataset_labels.setdefault(column.dataset, column.dataset)
+    notes = list(paper.notes) if paper else []
+    for where, error in failed.items():
+        notes.append(f"{where}: the newest attempt failed ({error}); its values are missing.")
+    if not results:
+        notes.insert(0, "The store holds no runs for this table yet: every one of our cells is missing.")
+    title = paper.title if paper else f"{name}: measured results"
+    return ReportTable(name, title, rows, columns, dataset_labels, ours, sources, paper, notes)
+
+
+def long_frame(table: ReportTable) -> pd.DataFrame:
+    """One row per (model, column): ours, paper, difference, status and where ours came from."""
+    records = []
+    for row in table.rows:
+        for column in table.columns:
+            info = catalog().value(column.value)
+            ours, paper = table.our_value(row, column), table.paper_value(row, column)
+            if ours is not None:
+                status = "measured"
+            elif not info.computable:
+                status = "not computable (paper only)" if paper is not None else "not computable"
+            else:
+                status = "missing"
+            source = table.sources.get((row, column), {})
+            records.append({
+                "table": table.name, "model": row, "dataset": column.dataset, "metric": column.value,
+                "label": table.column_label(column), "ours": ours, "paper": paper,
+                "difference": None if ours is None or paper is None else ours - paper,
+                "status": status, "run_id": source.get("run_id"), "cell_id": source.get("cell_id"),
+            })
+    frame = pd.DataFrame.from_records(records, columns=[
+        "table", "model", "dataset", "metric", "label", "ours", "paper", "difference", "status", "run_id", "cell_id"])
+    for col in ("ours", "paper", "difference"):
+        frame[col] = pd.to_numeric(frame[col])
+    frame["run_id"] = frame["run_id"].astype("Int64")
+    frame["cell_id"] = frame["cell_id"].astype("Int64")
+    return frame
+
+
+def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def display_frame(table: ReportTable) -> pd.DataFrame:
+    """Formatted strings, wide: per column "ours", and where the paper has the table, "paper" and "Δ"."""
+    data: dict[tuple[str, str], list[str]] = {}
+    for column in table.columns:
+        info = catalog().value(column.value)
+        label = table.column_label(column)
+        ours = [_fmt(table.our_value(r, column), info.digits) for r in table.rows]
+        if table.has_paper:
+            paper = [_fmt(table.paper_value(r, column), info.digits) for r in table.rows]
+            diffs = []
+            for r in table.rows:
+                a, b = table.our_value(r, column), table.paper_value(r, column)
+                diffs.append(_fmt(None if a is None or b is None else a - b, info.digits, signed=True))
+            data[(label, "ours")], data[(label, "paper")], data[(label, "Δ")] = ours, paper, diffs
+        else:
+            data[(label, "ours")] = ours
+    frame = pd.DataFrame(data, index=pd.Index(table.rows, name="model"))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    return frame
+
+
+def _flat_headers(table: ReportTable, frame: pd.DataFrame) -> list[str]:
+    if not table.has_paper:
+        return [label for label, _ in frame.columns]
+    return [label if part == "ours" else (f"{label} paper" if part == "paper" else f"Δ {label}")
+            for label, part in frame.columns]
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def to_markdown(table: ReportTable) -> str:
+    """A GitHub Markdown table (numbers right-aligned) followed by the notes."""
+    frame = display_frame(table)
+    headers = ["model"] + _flat_headers(table, frame)
+    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
+             "| --- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
+    for label, values in zip(frame.index, frame.itertuples(index=False)):
+        lines.append("| " + " | ".join([_md_escape(label)] + [str(v) for v in values]) + " |")
+    out = [f"### {table.title}", "", *lines, ""]
+    if table.has_paper:
+        out.append(f"Ours, the paper's ({table.paper.source}) and Δ = ours − paper; {MISSING} = not measured.")
+    else:
+        out.append(f"Measured values; {MISSING} = not measured.")
+    out += [f"- {note}" for note in table.notes]
+    return "\n".join(out) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return out.replace("->", r"$\rightarrow$").replace(MISSING, "--").replace("Δ", r"$\Delta$").replace("−", "-")
+
+
+def to_latex(table: ReportTable) -> str:
+    """A booktabs table; with the paper, each column spans ours / paper / Δ."""
+    frame = display_frame(table)
+    labels = list(dict.fromkeys(label for label, _ in frame.columns))
+    per = 3 if table.has_paper else 1
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{l" + "r" * (len(labels) * per) + "}", r"\toprule"]
+    if table.has_paper:
+        lines.append("Model & " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{latex_escape(lbl)}}}" for lbl in labels)
+                     + r" \\")
+        lines.append(" ".join(rf"\cmidrule(lr){{{2 + 3 * i}-{4 + 3 * i}}}" for i in range(len(labels))))
+        lines.append(" & " + " & ".join(["ours", "paper", r"$\Delta$"] * len(labels)) + r" \\")
+    else:
+        lines.append("Model & " + " & ".join(latex_escape(lbl) for lbl in labels) + r" \\")
+    lines.append(r"\midrule")
+    for label, values in zip(frame.index, frame.itertuples(index=False)):
+        lines.append(" & ".join([latex_escape(label)] + [latex_escape(v) for v in values]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{latex_escape(table.title)}. -- = not measured.}}",
+              rf"\label{{tab:smisbench-{latex_escape(table.name)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: ReportTable) -> str:
+    """Long CSV (one row per model and column); missing numbers are empty fields, never zeros."""
+    return long_frame(table).to_csv(index=False, float_format="%.10g")
+
+
+def to_html(table: ReportTable) -> str:
+    """An HTML table (class ``results``) for the static report."""
+    import html
+
+    frame = display_frame(table)
+    labels = list(dict.fromkeys(label for label, _ in frame.columns))
+    out = ['<table class="results">', "<thead>"]
+    if table.has_paper:
+        out.append('<tr><th rowspan="2">model</th>' + "".join(
+            f'<th colspan="3">{html.escape(lbl)}</th>' for lbl in labels) + "</tr>")
+        out.append("<tr>" + "<th>ours</th><th>paper</th><th>Δ</th>" * len(labels) + "</tr>")
+    else:
+        out.append("<tr><th>model</th>" + "".join(f"<th>{html.escape(lbl)}</th>" for lbl in labels) + "</tr>")
+    out.append("</thead><tbody>")
+    for label, values in zip(frame.index, frame.itertuples(index=False)):
+        cells = []
+        for value in values:
+            css = ' class="missing"' if value == MISSING else ""
+            cells.append(f"<td{css}>{html.escape(str(value))}</td>")
+        out.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
