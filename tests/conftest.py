@@ -28,3 +28,13 @@ def samples() -> Path:
 @pytest.fixture
 def official_keys() -> Path:
     return need(OFFICIAL_KEYS)
+
+
+# Session fixtures for the provisioned LPIPS/FID weights, shared by every test module (set up once per run).
+from conftest_weights import (  # noqa: E402,F401
+    inception,
+    lpips_alex,
+    lpips_random,
+    provisioned_weights,
+    random_inception_path,
+)

@@ -1,0 +1,188 @@
+"""The built-in metrics of the registry: fid, lpips_diversity, mcsd_mocd, params, fps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from smisbench.metrics.protocol import EvalProtocol
+from smisbench.metrics.registry import EvalContext, Metric, register_metric
+
+
+def _limit(wanted: int | None, total: int) -> int:
+    return total if wanted is None else min(int(wanted), total)
+
+
+class FIDMetric(Metric):
+    """FID between the first ``fid_samples`` real images and the images generated for their label maps."""
+
+    name = "fid"
+    uses_generated = True
+
+    def __init__(self, ctx: EvalContext):
+        from smisbench.metrics.fid import FeatureBank, load_inception
+
+        p = ctx.protocol
+        total = len(ctx.dataset)
+        self.count = _limit(p.fid_samples, total)
+        if p.fid_samples is not None and p.fid_samples > total:
+            ctx.note(f"fid: {p.fid_samples} samples asked, the dataset has {total}; FID uses {total}")
+        if "inception" not in ctx.shared:
+            ctx.shared["inception"] = load_inception(ctx.weights_dir, ctx.device, p.fid_dtype)
+        self.extractor = ctx.shared["inception"]
+        self.weights_sha256 = getattr(self.extractor, "weights_sha256", "unknown")
+        ctx.provenance.setdefault("weights", {})["fid-inception"] = self.weights_sha256
+        self.real, self.fake = FeatureBank(self.count), FeatureBank(self.count)
+        self.key = None
+        self.cached = None
+
+    def items_needed(self, ctx: EvalContext) -> int | None:
+        return self.count
+
+    def _make_key(self, ctx: EvalContext, size: tuple[int, int]):
+        from smisbench.metrics.fid import RealStatsKey
+
+        p = ctx.protocol
+        root = getattr(ctx.dataset, "root", None) or p.dataset_root
+        split = getattr(ctx.dataset, "split", None) or p.split
+        if root is None or split is None:
+            ctx.note("fid: real statistics not cached (the dataset names no root/split; set protocol.dataset_root "
+                     "and protocol.split to cache them)")
+            return None
+        return RealStatsKey(
+            dataset=ctx.dataset_config.name, root=str(root), split=str(split), image_size=tuple(size),
+            resize_filter=p.resize_filter if p.image_size else "none", weights_sha256=self.weights_sha256,
+            num_samples=self.count, dtype=p.fid_dtype,
+        )
+
+    def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
+        from smisbench.metrics.fid import extract_features, load_cached_stats, resize_images, to_uint8
+
+        take = min(len(batch["label"]), self.count - start)
+        if take <= 0 or generated is None:
+            return
+        p = ctx.protocol
+        real, fake = batch["image"][:take].float(), generated[:take].float()
+        size = tuple(p.image_size) if p.image_size else tuple(real.shape[-2:])
+        if start == 0:
+            self.key = self._make_key(ctx, size)
+            if self.key is not None and p.stats_cache:
+                self.cached = load_cached_stats(self.key, ctx.stats_cache_dir)
+        if self.cached is None:
+            real_u8 = to_uint8(resize_images(real, size, p.resize_filter))
+            self.real.add(extract_features(self.extractor, real_u8, p.batch_size))
+        fake_u8 = to_uint8(resize_images(fake, size, p.resize_filter))
+        self.fake.add(extract_features(self.extractor, fake_u8, p.batch_size))
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        from smisbench.metrics.fid import frechet_distance, save_cached_stats, statistics
+
+        real = self.cached
+        if real is None:
+            real = statistics(self.real.tensor())
+            if self.key is not None and ctx.protocol.stats_cache:
+                save_cached_stats(self.key, real, ctx.stats_cache_dir)
+        value = frechet_distance(real, statistics(self.fake.tensor()))
+        ctx.details["fid"] = {
+            "samples": self.fake.count, "real_stats_cached": self.cached is not None,
+            "stats_key": None if self.key is None else self.key.to_dict(),
+            "inception_resize": "torch-fidelity TF1-compatible bilinear to 299x299",
+            "format": "uint8 in memory (round((x + 1) * 127.5)), as a PNG would store it",
+        }
+        return {"fid": value}
+
+
+def _diversity_settings(p: EvalProtocol):
+    from smisbench.metrics.smis_diversity import DiversitySettings
+
+    return DiversitySettings(n=p.n, m=p.m, mask_mode=p.mask_mode, seed=p.seed, batch_size=p.batch_size)
+
+
+def _for_each_map(ctx: EvalContext, batch: dict[str, Any], start: int, limit: int, fn) -> None:
+    instance = batch.get("instance")
+    for i in range(len(batch["label"])):
+        if start + i < limit:
+            fn(batch["label"][i], None if instance is None else instance[i], start + i)
+
+
+class MCSDMetric(Metric):
+    name = "mcsd_mocd"
+
+    def __init__(self, ctx: EvalContext):
+        from smisbench.metrics.smis_diversity import SMISDiversity
+
+        self.limit = _limit(ctx.protocol.diversity_maps, len(ctx.dataset))
+        self.scorer = SMISDiversity(ctx.model, ctx.lpips(), _diversity_settings(ctx.protocol))
+
+    def items_needed(self, ctx: EvalContext) -> int | None:
+        return self.limit
+
+    def on_batch(self, ctx, batch, start, generated) -> None:
+        _for_each_map(ctx, batch, start, self.limit, self.scorer.add_label_map)
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        result = self.scorer.result()
+        for note in result.notes:
+            ctx.note(f"mcsd_mocd: {note}")
+        ctx.details["mcsd_mocd"] = {
+            "per_class_csd": result.per_class_csd, "per_class_ocd": result.per_class_ocd,
+            "label_maps": result.label_maps, "sampling": result.sampling, "mask_mode": result.mask_mode,
+            "images_generated": result.images_generated, "generator_calls": result.generator_calls,
+        }
+        return {"mcsd": result.mcsd, "mocd": result.mocd}
+
+
+class LPIPSDiversityMetric(Metric):
+    name = "lpips_diversity"
+
+    def __init__(self, ctx: EvalContext):
+        from smisbench.metrics.smis_diversity import LPIPSDiversity
+
+        self.limit = _limit(ctx.protocol.diversity_maps, len(ctx.dataset))
+        self.scorer = LPIPSDiversity(ctx.model, ctx.lpips(), _diversity_settings(ctx.protocol))
+
+    def items_needed(self, ctx: EvalContext) -> int | None:
+        return self.limit
+
+    def on_batch(self, ctx, batch, start, generated) -> None:
+        _for_each_map(ctx, batch, start, self.limit, self.scorer.add_label_map)
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        for note in self.scorer.notes:
+            ctx.note(f"lpips_diversity: {note}")
+        return {"lpips": self.scorer.result()}
+
+
+class ParamsMetric(Metric):
+    name = "params"
+
+    def __init__(self, ctx: EvalContext):
+        pass
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        from smisbench.metrics.params import parameter_report
+
+        report = parameter_report(ctx.model, ctx.discriminator)
+        ctx.details["params"] = report.to_dict()
+        return {"params": float(report.generator)}
+
+
+class FPSMetric(Metric):
+    name = "fps"
+
+    def __init__(self, ctx: EvalContext):
+        pass
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        from smisbench.metrics.fps import measure_fps
+
+        p = ctx.protocol
+        label = ctx.dataset[0]["label"]
+        result = measure_fps(ctx.model, label, p.fps_batch_size, p.fps_warmup, p.fps_repeats, p.dtype, ctx.device, p.seed)
+        ctx.details["fps"] = result.to_dict()
+        return {"fps": result.fps}
+
+
+for _cls in (FIDMetric, MCSDMetric, LPIPSDiversityMetric, ParamsMetric, FPSMetric):
+    register_metric(_cls.name, _cls)

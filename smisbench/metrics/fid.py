@@ -1,0 +1,254 @@
+"""FID through torch-fidelity's own Inception extractor and statistics, fed with the provisioned weights.
+
+Real-image statistics are cached on disk, keyed by a hash of everything that changes them,
+so a cache made at another image size, filter, weights file, sample count or dtype is never
+reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from smisbench.errors import SmisbenchError, WeightsError
+from smisbench.io import atomic_open
+from smisbench.metrics.lpips_metric import check_image_range
+
+FEATURE_LAYER = "2048"
+EXTRACTOR_NAME = "inception-v3-compat"
+ENV_STATS_DIR = "SMISBENCH_FID_CACHE_DIR"
+RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area")
+
+
+# ----------------------------------------------------------------------------- extractor
+def _extractor_class():
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    return FeatureExtractorInceptionV3
+
+
+def check_inception_state(state: dict[str, torch.Tensor]) -> None:
+    """Install-time check: torch-fidelity's extractor loads the converted state strictly."""
+    import tempfile
+
+    from smisbench.metrics.weights import serialize_state_dict
+
+    with tempfile.NamedTemporaryFile(suffix=".pth") as tmp:
+        tmp.write(serialize_state_dict(state))
+        tmp.flush()
+        try:
+            _extractor_class()(EXTRACTOR_NAME, [FEATURE_LAYER], feature_extractor_weights_path=tmp.name)
+        except RuntimeError as err:  # load_state_dict's key/shape report
+            raise WeightsError(f"converted Inception weights do not fit torch-fidelity: {err}") from None
+
+
+def load_inception(store_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu",
+                   dtype: str = "float32", weights_path: str | os.PathLike | None = None) -> torch.nn.Module:
+    """torch-fidelity's FeatureExtractorInceptionV3 (2048-d pool features) on the store's verified weights.
+
+    ``weights_path`` bypasses the store (tests with random weights); torch-fidelity loads it strictly.
+    """
+    if weights_path is None:
+        from smisbench.metrics.weights import require
+
+        weights_path, sha = require("fid-inception", store_dir)
+    else:
+        from smisbench.io import sha256_file
+
+        sha = sha256_file(weights_path)
+    extractor = _extractor_class()(
+        EXTRACTOR_NAME, [FEATURE_LAYER], feature_extractor_weights_path=str(weights_path),
+        feature_extractor_internal_dtype=dtype,
+    )
+    extractor.weights_sha256 = sha
+    return extractor.to(device).eval()
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 as a PNG writer stores them (round half up of (x + 1) * 127.5)."""
+    check_image_range(images)
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).add_(0.5).floor_().to(torch.uint8)
+
+
+def resize_images(images: torch.Tensor, size: tuple[int, int], resize_filter: str) -> torch.Tensor:
+    """Float images to ``size`` with a named filter (no-op at the same size)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    if resize_filter not in RESIZE_FILTERS:
+        from smisbench.errors import UnknownNameError
+
+        raise UnknownNameError("resize filter", resize_filter, list(RESIZE_FILTERS))
+    mode, _, anti = resize_filter.partition("-")
+    kwargs: dict[str, Any] = {}
+    if mode in ("bilinear", "bicubic"):
+        kwargs = {"align_corners": False, "antialias": bool(anti)}
+    out = F.interpolate(images.float(), size=tuple(size), mode=mode, **kwargs)
+    return out.clamp(-1, 1)
+
+
+@torch.inference_mode()
+def extract_features(extractor: torch.nn.Module, images_uint8: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """(N, 2048) float32 pool features of uint8 (N, 3, H, W) images, computed in batches."""
+    device = next(extractor.parameters()).device
+    out = []
+    for start in range(0, images_uint8.shape[0], batch_size):
+        chunk = images_uint8[start:start + batch_size].to(device)
+        out.append(extractor(chunk)[0].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 2048)
+
+
+# ----------------------------------------------------------------------------- statistics
+def statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
+    """mu and sigma exactly as torch-fidelity computes them."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    if features.shape[0] < 2:
+        raise SmisbenchError(f"FID needs at least 2 images per set, got {features.shape[0]}", "use more samples")
+    return fid_features_to_statistics(features.float().cpu())
+
+
+def frechet_distance(stats_a: dict[str, np.ndarray], stats_b: dict[str, np.ndarray]) -> float:
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    return float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)[KEY_METRIC_FID])
+
+
+class FeatureBank:
+    """Features gathered batch by batch into one preallocated (capacity, 2048) float32 block."""
+
+    def __init__(self, capacity: int | None = None):
+        self._blocks: list[torch.Tensor] = []
+        self.count = 0
+        self.capacity = capacity
+
+    def add(self, features: torch.Tensor) -> None:
+        if self.capacity is not None:
+            features = features[: max(0, self.capacity - self.count)]
+        if features.shape[0]:
+            self._blocks.append(features.float().cpu())
+            self.count += features.shape[0]
+
+    @property
+    def full(self) -> bool:
+        return self.capacity is not None and self.count >= self.capacity
+
+    def tensor(self) -> torch.Tensor:
+        return torch.cat(self._blocks) if self._blocks else torch.zeros(0, 2048)
+
+
+# ----------------------------------------------------------------------------- real-statistics cache
+@dataclass(frozen=True)
+class RealStatsKey:
+    """Everything that changes real-image FID statistics; its digest names the cache file."""
+
+    dataset: str
+    root: str
+    split: str
+    image_size: tuple[int, int]
+    resize_filter: str
+    weights_sha256: str
+    num_samples: int
+    dtype: str
+    feature_layer: str = FEATURE_LAYER
+    extractor: str = EXTRACTOR_NAME
+
+    def digest(self) -> str:
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+
+def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get(ENV_STATS_DIR)
+    if env:
+        return Path(env).expanduser()
+    from smisbench.metrics.weights import cache_root
+
+    return cache_root() / "fid_stats"
+
+
+def _cache_path(key: RealStatsKey, cache_dir: Path) -> Path:
+    return cache_dir / f"{key.dataset}-{key.split}-{key.digest()[:20]}.npz"
+
+
+def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
+    """Cached statistics for exactly this key, or None (a file whose stored key differs is ignored)."""
+    path = _cache_path(key, stats_cache_dir(cache_dir))
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if json.loads(str(data["key"])) != key.to_dict():
+                return None
+            return {"mu": data["mu"].copy(), "sigma": data["sigma"].copy()}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_cached_stats(key: RealStatsKey, stats: dict[str, np.ndarray], cache_dir: str | os.PathLike | None = None) -> Path:
+    path = _cache_path(key, stats_cache_dir(cache_dir))
+    buffer = io.BytesIO()
+    np.savez(buffer, mu=stats["mu"], sigma=stats["sigma"], key=np.array(json.dumps(key.to_dict(), sort_keys=True)))
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return path
+
+
+def real_statistics(
+    key: RealStatsKey,
+    batches: Callable[[], Iterable[torch.Tensor]],
+    features_of: Callable[[torch.Tensor], torch.Tensor],
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Statistics of the real images (uint8 batches from ``batches()``), from the cache when the key matches.
+
+    Returns (stats, from_cache). Only the first ``key.num_samples`` images are used.
+    """
+    if use_cache:
+        cached = load_cached_stats(key, cache_dir)
+        if cached is not None:
+            return cached, True
+    bank = FeatureBank(key.num_samples)
+    for batch in batches():
+        bank.add(features_of(batch))
+        if bank.full:
+            break
+    stats = statistics(bank.tensor())
+    if use_cache:
+        save_cached_stats(key, stats, cache_dir)
+    return stats, False
+
+
+# ----------------------------------------------------------------------------- folders (the CLI)
+def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
+                   device: str = "cpu", batch_size: int = 32, verbose: bool = False) -> float:
+    """FID between two image folders by torch-fidelity's own pipeline, with the provisioned Inception."""
+    import torch_fidelity
+
+    from smisbench.metrics.weights import require
+
+    for folder in (dir_a, dir_b):
+        if not Path(folder).is_dir():
+            raise SmisbenchError(f"{folder} is not a folder of images", "pass two folders of PNG/JPEG files")
+    weights_path, _ = require("fid-inception", store_dir)
+    metrics = torch_fidelity.calculate_metrics(
+        input1=str(dir_a), input2=str(dir_b), fid=True, cuda=str(device).startswith("cuda"),
+        feature_extractor_weights_path=str(weights_path), batch_size=batch_size, cache=False,
+        save_cpu_ram=True, verbose=verbose,
+    )
+    return float(metrics["frechet_inception_distance"])
