@@ -92,14 +92,18 @@ class GroupDNetGenerator(nn.Module):
         masks, edge = semantics[:, :-1], semantics[:, -1:]
         return torch.stack([masks, edge.expand_as(masks)], dim=2).flatten(1, 2)
 
-    def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def features(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Output of the last CG-Block, before ``conv_img`` (variants add a fusion module here)."""
         label = self.label_input(semantics)
         x = self.fc(z)
         for spec in self.config.blocks:
             if spec.upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = getattr(self, spec.name)(x, label)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return x
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv_img(F.leaky_relu(self.features(semantics, z), 0.2)))
 
 
 class GroupDNetEncoder(ConvEncoderTrunk):
@@ -155,13 +159,22 @@ class GroupDNet(SMISModel):
     def __init__(self, config: GroupDNetConfig):
         super().__init__(config.data)
         self.config = config
-        classes = self.dataset.semantic_nc
-        h, w = config.latent_hw
-        self.netG = GroupDNetGenerator(config)
-        self.netE = GroupDNetEncoder(config)
-        # the official sampler draws randn(B, C, 8, h*w) and views it as (B, 8C, h, w)
-        self.latent = LatentLayout((classes, config.z_per_class, h * w), (classes * config.z_per_class, h, w), True)
+        self.netG = self.build_generator(config)
+        self.netE = self.build_encoder(config)
+        self.latent = self.latent_layout(config)
         xavier_init(self)
+
+    # Hooks so variants (baselines, ablations) swap one network and keep the rest.
+    def build_generator(self, config: GroupDNetConfig) -> nn.Module:
+        return GroupDNetGenerator(config)
+
+    def build_encoder(self, config: GroupDNetConfig) -> nn.Module:
+        return GroupDNetEncoder(config)
+
+    def latent_layout(self, config: GroupDNetConfig) -> LatentLayout:
+        # the official sampler draws randn(B, C, 8, h*w) and views it as (B, 8C, h, w)
+        classes, (h, w) = config.data.semantic_nc, config.latent_hw
+        return LatentLayout((classes, config.z_per_class, h * w), (classes * config.z_per_class, h, w), True)
 
     def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
         masks = semantics[:, : self.dataset.semantic_nc]

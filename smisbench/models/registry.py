@@ -39,6 +39,10 @@ _REGISTRY: dict[str, ModelEntry] = {}
 MODEL_MODULES = (
     "smisbench.models.groupdnet",
     "smisbench.models.spade",
+    "smisbench.models.groupenc_groupdec",
+    "smisbench.models.groupnet",
+    "smisbench.models.mulnet",
+    "smisbench.models.ablations",
     "smisbench.models.pix2pixhd",
     "smisbench.models.bicyclegan",
     "smisbench.models.dscgan",
