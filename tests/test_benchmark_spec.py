@@ -195,12 +195,7 @@ def _shipped_models():
             if key in seen:
                 continue
             seen.add(key)
-            marks = ()
-            if "encoder_maps" in cell.model.config:
-                marks = pytest.mark.xfail(strict=True, reason="the 'w/o map' ablation has no GroupDNetConfig field "
-                                                              "yet (the spec asks for encoder_maps)")
-            yield pytest.param(name, cell.model.name, cell.dataset.name, cell.model.config, id="-".join(key),
-                               marks=marks)
+            yield pytest.param(name, cell.model.name, cell.dataset.name, cell.model.config, id="-".join(key))
 
 
 @pytest.mark.parametrize("spec_name, model, dataset, config", list(_shipped_models()))
