@@ -48,6 +48,11 @@ PROTOCOL_FIELDS: dict[str, tuple[tuple[type, ...], tuple | None, str]] = {
     "fps_warmup": ((int,), None, "untimed warm-up passes before FPS repeats"),
     "fps_repeats": ((int,), None, "timed passes (the median is reported)"),
     "stats_cache": ((bool,), None, "reuse cached FID statistics of the real images"),
+    "segmenter": ((str,), None, "segmenter for mIoU/accuracy (`smisbench segmenters`)"),
+    "segmenter_checkpoints": ((list,), None, "its checkpoint file(s), verified by sha256"),
+    "scoring_protocol": ((str,), None, "segmentation scoring protocol (default: the segmenter's own)"),
+    "segmentation_samples": ((int,), None, "generated images scored for mIoU/accuracy (absent: the whole split)"),
+    "segmenter_train_steps": ((int,), None, "training steps of the suite-trained synthetic segmenter"),
     "grid_rows": ((int,), None, "samples (rows) in the stored SMIS grid; 0: no grid"),
     "grid_label_index": ((int,), None, "which label map of the split the SMIS grid uses"),
 }

@@ -22,6 +22,8 @@ class EvalProtocol:
     Inception's internal dtype (torch-fidelity's ``feature_extractor_internal_dtype``).
     dataset_root / split: identify the real images in the statistics cache key when the dataset
     object has no ``root`` / ``split`` attributes.
+    segmenter / segmenter_checkpoints / scoring_protocol / segmentation_samples: mIoU and accuracy
+    (``smisbench segmenters``; the synthetic stand-in is trained for ``segmenter_train_steps``).
     """
 
     n: int = 100
@@ -43,12 +45,19 @@ class EvalProtocol:
     stats_cache: bool = True
     dataset_root: str | None = None
     split: str | None = None
+    segmenter: str | None = None
+    segmenter_checkpoints: tuple[str, ...] | None = None
+    scoring_protocol: str | None = None
+    segmentation_samples: int | None = None
+    segmenter_train_steps: int = 300
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise SmisbenchError(f"batch_size must be >= 1, got {self.batch_size}", "use a positive batch size")
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        if self.segmenter_checkpoints is not None:
+            object.__setattr__(self, "segmenter_checkpoints", tuple(str(v) for v in self.segmenter_checkpoints))
 
     def replace(self, **changes: Any) -> "EvalProtocol":
         return dataclasses.replace(self, **changes)

@@ -89,6 +89,7 @@ def register_metric(name: str, factory: MetricFactory, replace: bool = False) ->
 
 def _load_builtin() -> None:
     import smisbench.metrics.builtin  # noqa: F401  (registers fid, lpips_diversity, mcsd_mocd, params, fps)
+    import smisbench.segmenters.metric  # noqa: F401  (registers miou, accuracy)
 
 
 def metric_names() -> list[str]:

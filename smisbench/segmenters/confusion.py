@@ -1,0 +1,175 @@
+"""One dataset-level confusion matrix, the only sound basis for mIoU and pixel accuracy.
+
+Averaging per-image IoUs gives a different (and size-biased) number; every score here
+comes from a single ``(C, C)`` int64 matrix summed over the whole dataset. Rows are
+ground-truth classes, columns predicted classes. Matrices from several processes or
+shards add up exactly (``merge`` / ``+`` / ``all_reduce``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from smisbench.errors import SmisbenchError
+
+AbsentClassRule = Literal["nanmean", "sceneparsing"]
+ABSENT_CLASS_RULES: tuple[str, ...] = ("nanmean", "sceneparsing")
+
+
+@dataclass
+class ConfusionMatrix:
+    """Counts of (ground truth, prediction) pairs; pixels whose ground truth is ``ignore_index`` are skipped."""
+
+    num_classes: int
+    ignore_index: int | None = 255
+    matrix: torch.Tensor = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.matrix is None:
+            self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        elif tuple(self.matrix.shape) != (self.num_classes, self.num_classes):
+            raise SmisbenchError(
+                f"confusion matrix of shape {tuple(self.matrix.shape)} does not fit {self.num_classes} classes",
+                "create it with the segmenter's class count",
+            )
+        self.matrix = self.matrix.to(torch.int64).cpu()
+
+    # ------------------------------------------------------------------ accumulate
+    def update(self, prediction: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> None:
+        """Add one batch of predicted and ground-truth class maps of the same shape."""
+        pred = torch.as_tensor(prediction).reshape(-1).to(torch.int64).cpu()
+        gt = torch.as_tensor(target).reshape(-1).to(torch.int64).cpu()
+        if pred.shape != gt.shape:
+            raise SmisbenchError(
+                f"prediction has {pred.numel()} pixels but the label map has {gt.numel()}",
+                "resize predictions or labels to a common size first (the scoring protocol says which)",
+            )
+        keep = gt != self.ignore_index if self.ignore_index is not None else torch.ones_like(gt, dtype=torch.bool)
+        pred, gt = pred[keep], gt[keep]
+        n = self.num_classes
+        bad_gt = (gt < 0) | (gt >= n)
+        if bool(bad_gt.any()):
+            values = torch.unique(gt[bad_gt])[:10].tolist()
+            raise SmisbenchError(
+                f"label map holds class ids {values} outside 0..{n - 1} (ignore index {self.ignore_index})",
+                "convert labels with the protocol's label convention (e.g. Cityscapes label ids -> train ids)",
+            )
+        bad_pred = (pred < 0) | (pred >= n)
+        if bool(bad_pred.any()):
+            values = torch.unique(pred[bad_pred])[:10].tolist()
+            raise SmisbenchError(
+                f"prediction holds class ids {values} outside 0..{n - 1}",
+                "map the segmenter's output to the dataset's classes before scoring",
+            )
+        self.matrix += torch.bincount(gt * n + pred, minlength=n * n).reshape(n, n)
+
+    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+        """Add another matrix (another shard or process) into this one and return self."""
+        if other.num_classes != self.num_classes or other.ignore_index != self.ignore_index:
+            raise SmisbenchError(
+                f"cannot merge a {other.num_classes}-class matrix (ignore {other.ignore_index}) into a "
+                f"{self.num_classes}-class one (ignore {self.ignore_index})",
+                "merge only matrices computed with the same scoring protocol",
+            )
+        self.matrix += other.matrix
+        return self
+
+    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+        return ConfusionMatrix(self.num_classes, self.ignore_index, self.matrix.clone()).merge(other)
+
+    def all_reduce(self) -> "ConfusionMatrix":
+        """Sum the matrix over all processes of an initialised ``torch.distributed`` group (no-op otherwise)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            backend = dist.get_backend()
+            tensor = self.matrix.cuda() if backend == "nccl" else self.matrix.clone()
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            self.matrix = tensor.cpu()
+        return self
+
+    # ------------------------------------------------------------------ scores
+    @property
+    def total(self) -> int:
+        return int(self.matrix.sum())
+
+    def per_class_iou(self) -> np.ndarray:
+        """IoU of every class; NaN where the class is in neither prediction nor ground truth."""
+        m = self.matrix.double()
+        tp = torch.diagonal(m)
+        union = m.sum(0) + m.sum(1) - tp
+        iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, math.nan))
+        return iou.numpy()
+
+    def per_class_accuracy(self) -> np.ndarray:
+        """Recall per class (correct / ground-truth pixels); NaN where the class never occurs in ground truth."""
+        m = self.matrix.double()
+        gt = m.sum(1)
+        acc = torch.where(gt > 0, torch.diagonal(m) / gt.clamp(min=1), torch.full_like(gt, math.nan))
+        return acc.numpy()
+
+    def mean_iou(self, rule: AbsentClassRule = "nanmean") -> float:
+        """mIoU. ``nanmean``: mean over classes present in prediction or ground truth.
+        ``sceneparsing``: mean over all classes, an absent class counting 0 (the ADE20K challenge's rule)."""
+        iou = self.per_class_iou()
+        if rule == "nanmean":
+            present = ~np.isnan(iou)
+            return float(iou[present].mean()) if present.any() else math.nan
+        if rule == "sceneparsing":
+            return float(np.nan_to_num(iou, nan=0.0).mean())
+        raise SmisbenchError(f"unknown absent-class rule {rule!r}", f"use one of: {', '.join(ABSENT_CLASS_RULES)}")
+
+    def pixel_accuracy(self) -> float:
+        """Correct pixels over all scored (non-ignored) pixels."""
+        total = self.total
+        return float(torch.diagonal(self.matrix).sum()) / total if total else math.nan
+
+    def mean_class_accuracy(self) -> float:
+        acc = self.per_class_accuracy()
+        present = ~np.isnan(acc)
+        return float(acc[present].mean()) if present.any() else math.nan
+
+    def per_class_table(self, class_names: Sequence[str] | None = None):
+        """A pandas DataFrame: class id, name, IoU, accuracy, ground-truth and predicted pixel counts."""
+        import pandas as pd
+
+        names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
+        if len(names) != self.num_classes:
+            raise SmisbenchError(
+                f"{len(names)} class names for a {self.num_classes}-class matrix",
+                "pass the segmenter's class list",
+            )
+        m = self.matrix
+        return pd.DataFrame(
+            {
+                "class_id": np.arange(self.num_classes),
+                "name": names,
+                "iou": self.per_class_iou(),
+                "accuracy": self.per_class_accuracy(),
+                "gt_pixels": m.sum(1).numpy(),
+                "pred_pixels": m.sum(0).numpy(),
+            }
+        )
+
+    def summary(self, rule: AbsentClassRule = "nanmean") -> dict[str, float | int | str]:
+        return {
+            "mIoU": self.mean_iou(rule),
+            "pixel_accuracy": self.pixel_accuracy(),
+            "mean_class_accuracy": self.mean_class_accuracy(),
+            "absent_class_rule": rule,
+            "scored_pixels": self.total,
+            "num_classes": self.num_classes,
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index, "matrix": self.matrix.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ConfusionMatrix":
+        return cls(int(data["num_classes"]), data["ignore_index"], torch.tensor(data["matrix"], dtype=torch.int64))

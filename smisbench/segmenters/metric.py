@@ -1,0 +1,92 @@
+"""mIoU and pixel accuracy of generated images as evaluation metrics (``miou``, ``accuracy``).
+
+Both names share one segmentation pass and one dataset-level confusion matrix per evaluation: the
+segmenter runs on each generated image (saved-PNG precision: uint8), its prediction meets the
+label map under the scoring protocol, and the matrix gives both numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smisbench.errors import SmisbenchError
+from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.segmenters.confusion import ConfusionMatrix
+from smisbench.segmenters.label_conventions import get_label_convention
+from smisbench.segmenters.protocol import default_protocol_for, get_protocol
+from smisbench.segmenters.score_folder import score_pair
+
+_KEY = "segmentation"
+
+
+def _segmenter(ctx: EvalContext):
+    """Load (or, for the synthetic stand-in, train once) the protocol's segmenter."""
+    from smisbench.segmenters.registry import get_spec, load_segmenter
+
+    p = ctx.protocol
+    if not p.segmenter:
+        raise SmisbenchError("mIoU/accuracy need a segmenter, and protocol.segmenter is empty",
+                             "set protocol segmenter (see `smisbench segmenters`) and its checkpoint files")
+    checkpoints = list(p.segmenter_checkpoints or ())
+    pins: dict[str, str] = {}
+    if not checkpoints and p.segmenter == "synthetic-fcn":
+        from smisbench.segmenters.synthetic_fcn import trained_checkpoint
+
+        cache = Path(ctx.stats_cache_dir or Path.home() / ".cache" / "smisbench") / "segmenters"
+        info = trained_checkpoint(cache, p.segmenter_train_steps, seed=p.seed, size=ctx.dataset_config.height,
+                                  progress=False)
+        checkpoints, pins = [info["file"]], {"model": info["sha256"]}
+        ctx.note(f"synthetic-fcn segmenter trained by the suite ({p.segmenter_train_steps} steps, seed {p.seed})")
+    if not checkpoints:
+        raise SmisbenchError(f"segmenter {p.segmenter!r} needs its checkpoint file(s)",
+                             "set protocol segmenter_checkpoints (files are verified by sha256)")
+    segmenter = load_segmenter(p.segmenter, checkpoints, device=str(ctx.device), expected_sha256=pins)
+    spec = get_spec(p.segmenter)
+    scoring = get_protocol(p.scoring_protocol) if p.scoring_protocol else default_protocol_for(p.segmenter)
+    convention = get_label_convention(spec.label_convention)
+    return {
+        "segmenter": segmenter, "protocol": scoring, "convention": convention, "seen": set(),
+        "confusion": ConfusionMatrix(len(spec.classes), scoring.ignore_index),
+    }
+
+
+class SegmentationMetric(Metric):
+    uses_generated = True
+
+    def __init__(self, ctx: EvalContext):
+        if _KEY not in ctx.shared:
+            ctx.shared[_KEY] = _segmenter(ctx)
+
+    def items_needed(self, ctx: EvalContext) -> int | None:
+        return ctx.protocol.segmentation_samples
+
+    def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
+        state = ctx.shared[_KEY]
+        if generated is None or start in state["seen"]:  # the other name already scored this batch
+            return
+        state["seen"].add(start)
+        limit = ctx.protocol.segmentation_samples
+        images = ((generated.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+        for i in range(images.shape[0]):
+            if limit is not None and start + i >= limit:
+                break
+            label = state["convention"].convert(batch["label"][i], source=str(batch.get("name", ["map"])[i]))
+            score_pair(state["segmenter"], images[i], label, state["protocol"], state["confusion"])
+
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        state = ctx.shared[_KEY]
+        summary = state["confusion"].summary(state["protocol"].absent_class_rule)
+        ctx.provenance["segmenter"] = state["segmenter"].describe()
+        ctx.provenance["scoring_protocol"] = state["protocol"].to_dict()
+        ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(state["segmenter"].classes).to_dict("records")
+        miou, accuracy = summary["mIoU"], summary["pixel_accuracy"]
+        return {"miou": float("nan") if miou is None else float(miou),
+                "accuracy": float("nan") if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else float(accuracy)}
+
+
+register_metric("miou", SegmentationMetric)
+register_metric("accuracy", SegmentationMetric)

@@ -1,0 +1,145 @@
+"""The segmentation scoring protocol as data, so every choice that moves mIoU is named and recorded.
+
+Published SMIS numbers differ in: the size the segmenter sees (generated size or upsampled to
+the dataset's full size), whether logits (bilinear) or predicted labels (nearest) are resized
+to the common size where they meet the ground truth, which pixels are ignored, and how classes
+absent from both prediction and ground truth enter the mean. Each is a field here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from smisbench.errors import SmisbenchError, UnknownNameError
+from smisbench.segmenters.confusion import ABSENT_CLASS_RULES
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ScoringProtocol:
+    """How generated images and label maps are turned into one confusion matrix.
+
+    ``segmenter_input``: ``"generated"`` (the image as saved) or an (h, w) the image is resized to
+    (PIL bicubic) before segmentation. ``common_size``: where prediction and ground truth meet:
+    ``"label"`` (the label map's size), ``"generated"`` (the generated image's size) or an (h, w).
+    ``resize``: ``"logits"`` resizes class scores bilinearly to the common size before argmax;
+    ``"labels"`` takes the argmax at the segmenter's size and resizes labels by nearest neighbour.
+    Ground-truth maps are always resized by nearest neighbour. ``ignore_index`` is the evaluation id
+    of don't-care pixels (what the label convention maps them to); they are left out of the matrix.
+    """
+
+    name: str
+    segmenter: str
+    label_convention: str
+    absent_class_rule: Literal["nanmean", "sceneparsing"] = "nanmean"
+    ignore_index: int = 255
+    segmenter_input: Literal["generated"] | Size = "generated"
+    common_size: Literal["label", "generated"] | Size = "label"
+    resize: Literal["logits", "labels"] = "logits"
+    multi_scale: bool | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.absent_class_rule not in ABSENT_CLASS_RULES:
+            raise SmisbenchError(f"protocol {self.name}: unknown absent-class rule {self.absent_class_rule!r}",
+                                 f"use one of: {', '.join(ABSENT_CLASS_RULES)}")
+        if self.resize not in ("logits", "labels"):
+            raise SmisbenchError(f"protocol {self.name}: resize must be 'logits' or 'labels', got {self.resize!r}",
+                                 "resize class scores bilinearly ('logits') or predicted labels by nearest ('labels')")
+        for field_name, value, words in (("segmenter_input", self.segmenter_input, ("generated",)),
+                                         ("common_size", self.common_size, ("label", "generated"))):
+            if isinstance(value, str):
+                if value not in words:
+                    raise SmisbenchError(f"protocol {self.name}: {field_name} {value!r} is not one of {words}",
+                                         f"use {' or '.join(words)} or an explicit (height, width)")
+            elif not (len(value) == 2 and all(int(v) > 0 for v in value)):
+                raise SmisbenchError(f"protocol {self.name}: {field_name} {value!r} is not a (height, width)",
+                                     "give two positive integers")
+
+    def with_overrides(self, **changes: Any) -> "ScoringProtocol":
+        """A copy with some fields changed (the CLI's --absent-class-rule, --common-size, ...)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **changes) if changes else self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("segmenter_input", "common_size"):
+            if not isinstance(data[key], str):
+                data[key] = list(data[key])
+        return data
+
+    def segmenter_size(self, generated: Size) -> Size:
+        return generated if self.segmenter_input == "generated" else tuple(self.segmenter_input)  # type: ignore
+
+    def target_size(self, generated: Size, label: Size) -> Size:
+        if self.common_size == "label":
+            return label
+        if self.common_size == "generated":
+            return generated
+        return tuple(self.common_size)  # type: ignore[return-value]
+
+
+_PROTOCOLS: dict[str, ScoringProtocol] = {}
+
+
+def register_protocol(protocol: ScoringProtocol) -> ScoringProtocol:
+    _PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def protocol_names() -> list[str]:
+    return sorted(_PROTOCOLS)
+
+
+def get_protocol(name: str) -> ScoringProtocol:
+    try:
+        return _PROTOCOLS[name]
+    except KeyError:
+        raise UnknownNameError("scoring protocol", name, list(_PROTOCOLS)) from None
+
+
+def default_protocol_for(segmenter: str) -> ScoringProtocol:
+    """The registered protocol of a segmenter, or a plain one (nan-mean, label size, logits) for others."""
+    for protocol in _PROTOCOLS.values():
+        if protocol.segmenter == segmenter:
+            return protocol
+    from smisbench.segmenters.registry import get_spec
+
+    spec = get_spec(segmenter)
+    return ScoringProtocol(f"{segmenter}-default", segmenter, spec.label_convention)
+
+
+register_protocol(ScoringProtocol(
+    "ade20k-upernet101", "csail_upernet101_ade20k", "ade20k_sceneparsing",
+    absent_class_rule="sceneparsing", common_size="label", resize="logits", multi_scale=True,
+    notes="CSAIL's evaluation: multi-scale, probabilities at the label size, absent classes count 0",
+))
+register_protocol(ScoringProtocol(
+    "cityscapes-drn105", "drn_d_105_cityscapes", "cityscapes_labelids",
+    absent_class_rule="nanmean", common_size="generated", resize="logits", multi_scale=False,
+    notes="segmenter on the generated image as saved; labels resized (nearest) to the generated size; "
+          "DRN's own nan-mean",
+))
+register_protocol(ScoringProtocol(
+    "cityscapes-drn105-fullres", "drn_d_105_cityscapes", "cityscapes_labelids",
+    absent_class_rule="nanmean", segmenter_input=(1024, 2048), common_size="label", resize="logits",
+    multi_scale=False,
+    notes="generated image upsampled (bicubic) to 2048x1024 as DRN was trained, scored at the label size",
+))
+register_protocol(ScoringProtocol(
+    "deepfashion-graphonomy", "graphonomy_cihp_deepfashion8", "deepfashion8",
+    absent_class_rule="nanmean", common_size="label", resize="logits", multi_scale=True,
+    notes="Graphonomy CIHP parser (stand-in for CIHP_PGN), 20 -> 8 classes after argmax",
+))
+register_protocol(ScoringProtocol(
+    "ade20k-mmseg-upernet101", "mmseg_upernet_r101_ade20k", "ade20k_sceneparsing",
+    absent_class_rule="nanmean", common_size="label", resize="logits", multi_scale=False,
+    notes="mmseg's test pipeline (short side 512) and IoUMetric's nan-mean",
+))
+register_protocol(ScoringProtocol(
+    "cityscapes-mmseg-upernet101", "mmseg_upernet_r101_cityscapes", "cityscapes_labelids",
+    absent_class_rule="nanmean", common_size="label", resize="logits", multi_scale=False,
+    notes="mmseg's test pipeline (resize to 2048x1024 keep ratio) and IoUMetric's nan-mean",
+))
