@@ -3,7 +3,9 @@
 Training-time structure that inference does not need is folded away: spectral norm's
 ``weight_orig / sigma`` is computed once (with the stored ``u``/``v``, exactly as eval mode
 does each call), CG-Norm's ``mlp_gamma`` and ``mlp_beta`` run as one grouped conv evaluated by convolution only
-near label boundaries (a per-label constant elsewhere, see :class:`LabelAnalysis`).
+near label boundaries (a per-label constant elsewhere, see :class:`LabelAnalysis`), and every
+activation stays in the channels-last layout that oneDNN's CPU convolutions run fastest in
+(measured here: 63 vs 45 GFLOP/s for a 320->160 3x3 conv at 256x256, one thread).
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ class FusedGammaBeta(nn.Module):
         self.groups, self.per = groups, per
 
     def modulate(self, normalized: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
-        """``normalized * (1 + gamma) + beta`` from the fused output, without copying gamma or beta out."""
+        """``normalized * (1 + gamma) + beta`` from the fused output, in channels-last rows.
+
+        With channels-last inputs every reshape here is a view: gamma and beta are read in place.
+        """
         b, n, h, w = normalized.shape
-        both = both.reshape(b, self.groups, 2, self.per, h, w)
-        out = torch.addcmul(both[:, :, 1], normalized.reshape(b, self.groups, self.per, h, w), both[:, :, 0])
-        return out.view(b, n, h, w)
+        rows = both.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, 2, self.per)
+        x = normalized.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, self.per)
+        out = torch.addcmul(rows[..., 1, :], x, rows[..., 0, :])
+        return out.view(b, h, w, n).permute(0, 3, 1, 2)
 
 
 class LabelAnalysis:
@@ -112,7 +118,7 @@ class FastCGNorm(nn.Module):
         # per-pattern constants: the same convs on 5x5 patches of one pattern, read at the centre
         patches = patterns.to(label.dtype)[:, :, None, None].expand(-1, -1, 5, 5)
         table = self._dense(patches)[:, :, 2, 2]  # (P, 2N)
-        out = table.t().index_select(1, info["inverse"])  # (2N, B*H*W)
+        out = table.index_select(0, info["inverse"])  # (B*H*W, 2N): channels-last rows
         flat = info["boundary"]
         if flat.numel():
             hidden = F.pad(self.mlp_shared(label), (1, 1, 1, 1))  # (B, K, H+2, W+2)
@@ -126,9 +132,9 @@ class FastCGNorm(nn.Module):
             window = hidden[bi[:, None], corner[:, None] + taps]  # (Nb, 9, K)
             window = window.view(-1, 9, groups, k // groups).permute(2, 0, 3, 1).reshape(groups, -1, (k // groups) * 9)
             weight = conv.weight.reshape(groups, -1, (k // groups) * 9)  # (G, 2N/G, Kg*9)
-            result = torch.baddbmm(conv.bias.view(groups, -1, 1), weight, window.transpose(1, 2))  # (G, 2N/G, Nb)
-            out[:, flat] = result.reshape(-1, flat.numel())
-        return out.view(-1, b, h, w).transpose(0, 1)
+            result = torch.baddbmm(conv.bias.view(groups, 1, -1), window, weight.transpose(1, 2))  # (G, Nb, 2N/G)
+            out[flat] = result.permute(1, 0, 2).reshape(flat.numel(), -1)
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
@@ -153,7 +159,7 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
 
 
 @torch.no_grad()
-def inference_copy(model: nn.Module, channels_last: bool = False) -> nn.Module:
+def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout."""
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
