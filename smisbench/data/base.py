@@ -1,0 +1,139 @@
+"""The paired-files dataset every folder reader builds on.
+
+A reader's only job is to find and pair its files and pick the preprocessing; loading,
+validation and the item format live here, so all datasets yield the same dicts:
+``{"label": LongTensor(H, W), "image": FloatTensor(3, H, W) in [-1, 1],
+"instance": LongTensor(H, W) (only where the dataset has instance maps), "name": str}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from smisbench.data.files import first_few
+from smisbench.data.preprocess import Preprocess, item_rng, load_instance, load_label, load_rgb
+from smisbench.datasets_config import DatasetConfig
+from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.labels import validate_label_map
+
+SPLITS = ("train", "val", "test")
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise SmisbenchError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
+    return split
+
+
+@dataclass
+class VerifyReport:
+    """Result of reading every file of a dataset once."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PairedDataset(Dataset):
+    """Label maps paired with images (and instance maps), preprocessed the official way.
+
+    ``pairs`` holds (name, {"label": path, "image": path[, "instance": path]}) in a fixed
+    order. Random crops/flips are drawn from (``augment_seed``, epoch, index); the trainer
+    calls :meth:`set_epoch` so each epoch draws new ones.
+    """
+
+    def __init__(
+        self,
+        config: DatasetConfig,
+        pairs: list[tuple[str, dict[str, Path]]],
+        preprocess: Preprocess,
+        split: str,
+        root: Path | None,
+        augment_seed: int = 0,
+    ):
+        self.config = config
+        self.pairs = pairs
+        self.preprocess = preprocess
+        self.split = split
+        self.root = root
+        self.augment_seed = int(augment_seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def has_instance(self) -> bool:
+        return bool(self.pairs) and "instance" in self.pairs[0][1]
+
+    def convert_label(self, label: np.ndarray, path: Path) -> np.ndarray:
+        """Dataset-specific mapping of the stored values to label ids (identity by default)."""
+        return label
+
+    def __getitem__(self, index: int) -> dict:
+        name, paths = self.pairs[index]
+        label_image = load_label(paths["label"])
+        image = load_rgb(paths["image"])
+        if image.size != label_image.size:
+            raise LabelMapError(
+                f"image {paths['image']} is {image.size[0]}x{image.size[1]} but its label map {paths['label']} is "
+                f"{label_image.size[0]}x{label_image.size[1]} (width x height)",
+                "pair each image with the label map made for it, at the same size",
+            )
+        top, left, flip = self.preprocess.draw(item_rng(self.augment_seed, self.epoch, index))
+        converted = self.convert_label(np.asarray(label_image), paths["label"])
+        label = self.preprocess.ids(_as_image(converted), top, left, flip)
+        label = validate_label_map(label, self.config, str(paths["label"]))[0]
+        item = {"label": label, "image": self.preprocess.image(image, top, left, flip), "name": name}
+        if "instance" in paths:
+            instance = load_instance(paths["instance"])
+            if instance.size != label_image.size:
+                raise LabelMapError(
+                    f"instance map {paths['instance']} is {instance.size} but label map {paths['label']} is "
+                    f"{label_image.size} (width, height)",
+                    "pair each label map with the instance map of the same frame",
+                )
+            item["instance"] = self.preprocess.ids(instance, top, left, flip)
+        return item
+
+    def verify(self, limit: int | None = None, progress: bool = True) -> VerifyReport:
+        """Read every item once and collect every problem (unreadable files, bad sizes, bad ids)."""
+        report = VerifyReport()
+        count = len(self) if limit is None else min(limit, len(self))
+        for index in tqdm(range(count), desc=f"checking {self.config.name}/{self.split}", disable=not progress,
+                          leave=False):
+            try:
+                self[index]
+            except SmisbenchError as err:
+                report.problems.append(err.problem)
+            report.checked += 1
+        return report
+
+    def raise_if_invalid(self, limit: int | None = None, progress: bool = True) -> None:
+        """Like :meth:`verify` but raise one error listing the first offending files."""
+        report = self.verify(limit, progress)
+        if not report.ok:
+            raise SmisbenchError(
+                f"{len(report.problems)} of {report.checked} items of {self.config.name}/{self.split} are unusable: "
+                f"{first_few(report.problems, 3)}",
+                "fix or remove the files named above",
+            )
+
+
+def _as_image(array: np.ndarray) -> Image.Image:
+    """Label ids back to an image for resizing: 8-bit stays mode L, anything wider becomes 32-bit."""
+    if array.dtype == np.uint8:
+        return Image.fromarray(array)
+    return Image.fromarray(array.astype(np.int32))
