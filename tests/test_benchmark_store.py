@@ -102,6 +102,8 @@ def test_resolve_run_references(tmp_path: Path):
         assert store.resolve_run("latest:demo") == a
         uuid_b = store.run(b)["uuid"]
         assert store.resolve_run(uuid_b[:8]) == b
+        store.conn.execute("UPDATE runs SET uuid = ? WHERE run_id = ?", ("12345678" + uuid_b[8:], b))
+        assert store.resolve_run("12345678") == b  # an all-digit uuid prefix is not mistaken for a run number
         for bad in ("99", "latest:nothing", "zzzzzzzz"):
             with pytest.raises(SmisbenchError):
                 store.resolve_run(bad)

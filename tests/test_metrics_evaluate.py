@@ -71,9 +71,10 @@ register_metric("recorder", _Recorder, replace=True)
 
 
 def test_registry_lists_builtin_metrics_and_refuses_unknown_names():
-    assert {"fid", "lpips_diversity", "mcsd_mocd", "params", "fps"} <= set(metric_names())
-    with pytest.raises(UnknownNameError, match="miou"):
-        evaluate(ToyPerClassModel(), _Maps(), TOY_DATASET, ["miou"], SMALL, progress=False)
+    assert {"fid", "lpips_diversity", "mcsd_mocd", "params", "fps", "miou", "accuracy"} <= set(metric_names())
+    with pytest.raises(UnknownNameError, match="inception_score") as err:
+        evaluate(ToyPerClassModel(), _Maps(), TOY_DATASET, ["inception_score"], SMALL, progress=False)
+    assert "mcsd_mocd" in str(err.value)  # the message lists the known names
     with pytest.raises(ValueError, match="twice"):
         register_metric("fid", _Recorder)
 

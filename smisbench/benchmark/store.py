@@ -292,8 +292,10 @@ class Store:
     def resolve_run(self, ref: str | int) -> int:
         """A run id from a reference: its number, a uuid prefix, ``latest`` or ``latest:SPEC``."""
         text = str(ref).strip()
-        if text.isdigit():
-            return int(self.run(int(text))["run_id"])
+        if text.isdigit():  # a run number, unless no such run exists and it is an all-digit uuid prefix
+            row = self.conn.execute("SELECT run_id FROM runs WHERE run_id = ?", (int(text),)).fetchone()
+            if row is not None:
+                return int(row["run_id"])
         if text == "latest" or text.startswith("latest:"):
             spec = text.partition(":")[2]
             sql = "SELECT MAX(run_id) FROM runs" + (" WHERE spec_name = ?" if spec else "")
