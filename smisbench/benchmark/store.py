@@ -310,7 +310,7 @@ class Store:
                 return int(rows[0]["run_id"])
             if len(rows) > 1:
                 raise SmisbenchError(f"run reference {text!r} matches {len(rows)} runs", "give more characters")
-        raise SmisbenchError(f"no run {text!r} in {self.path}",
+        raise SmisbenchError(f"no run {text} in {self.path}",
                              "give a run number or uuid prefix from `smisbench runs`, or `latest`")
 
     # ----- cells -----

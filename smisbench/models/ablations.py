@@ -47,8 +47,8 @@ from smisbench.models.groupdnet import (
     GroupDNetGenerator,
     tiny_config,
 )
-from smisbench.models.groupnet import derive_config, synthetic_registered
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.groupnet import derive_config
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _configs_for(ablation: Ablation):
     def configs() -> dict[str, AblationConfig]:
         """DeepFashion only, as the paper's ablation table (other datasets: ablation_config(OFFICIAL_CONFIGS[...]))."""
         out = {"deepfashion": ablation_config(OFFICIAL_CONFIGS["deepfashion"], ablation)}
-        if synthetic_registered():
+        if synthetic_available():
             out["synthetic"] = ablation_config(tiny_config("synthetic"), ablation)
         return out
 

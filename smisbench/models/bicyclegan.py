@@ -27,7 +27,7 @@ from smisbench.datasets_config import DATASETS, DatasetConfig, get_dataset_confi
 from smisbench.errors import SmisbenchError
 from smisbench.models.base import CodesKind, LatentLayout, SMISModel
 from smisbench.models.layers import xavier_init
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -291,16 +291,6 @@ def build_discriminator(config: BicycleGANConfig) -> PairedDiscriminators:
     pair = PairedDiscriminators(lambda: MultiPatchDiscriminator(input_nc, config.ndf, config.n_layers_D, config.num_Ds))
     xavier_init(pair)
     return pair
-
-
-def synthetic_available() -> bool:
-    """Whether the embedded synthetic dataset is registered (its module registers it on import)."""
-    try:
-        import smisbench.data.synthetic  # noqa: F401
-    except ModuleNotFoundError as error:
-        if error.name != "smisbench.data.synthetic":
-            raise
-    return "synthetic" in DATASETS
 
 
 def _configs() -> dict[str, BicycleGANConfig]:

@@ -20,8 +20,8 @@ from torch import nn
 
 from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.models.base import CodesKind, LatentLayout, SMISModel
-from smisbench.models.bicyclegan import MultiPatchDiscriminator, ParamReference, UnetGenerator, synthetic_available
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.bicyclegan import MultiPatchDiscriminator, ParamReference, UnetGenerator
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 PAPER_PARAMS = ParamReference(
     paper_millions=58.4,

@@ -18,7 +18,7 @@ from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.models.base import CodesKind, LatentLayout, SMISModel
 from smisbench.models.discriminator import discriminator_for
 from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -277,13 +277,7 @@ def groupdnet_configs() -> dict[str, GroupDNetConfig]:
 
 def _tiny_configs() -> dict[str, GroupDNetConfig]:
     """Tiny configs for the embedded synthetic dataset when it is available."""
-    try:
-        import smisbench.data.synthetic  # noqa: F401  (registers the "synthetic" dataset config)
-    except ImportError:
-        return {}
-    from smisbench.datasets_config import DATASETS
-
-    return {"synthetic": tiny_config("synthetic")} if "synthetic" in DATASETS else {}
+    return {"synthetic": tiny_config("synthetic")} if synthetic_available() else {}
 
 
 register(

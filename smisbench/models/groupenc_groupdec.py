@@ -32,9 +32,9 @@ from smisbench.models.groupdnet import (
     split_by_class,
     tiny_config,
 )
-from smisbench.models.groupnet import derive_config, synthetic_registered
+from smisbench.models.groupnet import derive_config
 from smisbench.models.layers import ConvEncoderTrunk, xavier_init
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 from smisbench.models.spade import SpadeConfig, SpadeGenerator
 
 # ----------------------------------------------------------------------------------------------- GroupEnc
@@ -153,7 +153,7 @@ def groupenc_tiny(dataset: str) -> GroupEncConfig:
 def groupenc_configs() -> dict[str, GroupEncConfig]:
     """DeepFashion only: the paper ran GroupEnc for Table 1 (DeepFashion) alone."""
     configs = {"deepfashion": groupenc_deepfashion()}
-    if synthetic_registered():
+    if synthetic_available():
         configs["synthetic"] = groupenc_tiny("synthetic")
     return configs
 
@@ -215,7 +215,7 @@ def groupdec_tiny(dataset: str) -> GroupDecConfig:
 def groupdec_configs() -> dict[str, GroupDecConfig]:
     """DeepFashion only: the paper ran GroupDec for Table 1 (DeepFashion) alone."""
     configs = {"deepfashion": groupdec_deepfashion()}
-    if synthetic_registered():
+    if synthetic_available():
         configs["synthetic"] = groupdec_tiny("synthetic")
     return configs
 

@@ -32,7 +32,7 @@ from smisbench.models.groupdnet import (
     groupdnet_discriminator,
     tiny_config,
 )
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -129,21 +129,10 @@ def groupnet_tiny(dataset: str, per_class: int = 32) -> GroupNetConfig:
     )
 
 
-def synthetic_registered() -> bool:
-    """Whether the embedded synthetic dataset config exists (registered by smisbench.data.synthetic)."""
-    try:
-        import smisbench.data.synthetic  # noqa: F401  (registers the "synthetic" dataset config)
-    except ImportError:
-        return False
-    from smisbench.datasets_config import DATASETS
-
-    return "synthetic" in DATASETS
-
-
 def groupnet_configs() -> dict[str, GroupNetConfig]:
     """DeepFashion only, as the paper (GroupNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion)."""
     configs = {"deepfashion": groupnet_deepfashion()}
-    if synthetic_registered():
+    if synthetic_available():
         configs["synthetic"] = groupnet_tiny("synthetic")
     return configs
 

@@ -26,9 +26,9 @@ from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 from smisbench.models.base import CodesKind, LatentLayout, SMISModel
 from smisbench.models.groupdnet import BlockSpec, _ladder, groupdnet_discriminator, split_by_class
-from smisbench.models.groupnet import GroupNetConfig, fusion_module, groupnet_tiny, synthetic_registered
+from smisbench.models.groupnet import GroupNetConfig, fusion_module, groupnet_tiny
 from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def mulnet_tiny(dataset: str) -> MulNetConfig:
 def mulnet_configs() -> dict[str, MulNetConfig]:
     """DeepFashion only, as the paper (MulNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion)."""
     configs = {"deepfashion": mulnet_deepfashion()}
-    if synthetic_registered():
+    if synthetic_available():
         configs["synthetic"] = mulnet_tiny("synthetic")
     return configs
 

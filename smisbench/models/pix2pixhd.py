@@ -16,7 +16,7 @@ from torch import nn
 from smisbench.datasets_config import DATASETS, DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 from smisbench.models.base import CodesKind, SMISModel
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -291,16 +291,6 @@ def infer_overrides(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
 # The official Cityscapes release ``label2city_1024p`` (--netG local --ngf 32, 36 input channels).
 LABEL2CITY_1024P = {"ngf": 32, "n_local_enhancers": 1}
 LABEL2CITY_1024P_SIZE = (1024, 2048)  # (H, W) it was trained and runs at
-
-
-def synthetic_available() -> bool:
-    """Whether the embedded synthetic dataset is registered (its module registers it on import)."""
-    try:
-        import smisbench.data.synthetic  # noqa: F401
-    except ModuleNotFoundError as error:
-        if error.name != "smisbench.data.synthetic":
-            raise
-    return "synthetic" in DATASETS
 
 
 def _configs() -> dict[str, Pix2PixHDConfig]:

@@ -49,6 +49,18 @@ MODEL_MODULES = (
 )
 
 
+def synthetic_available() -> bool:
+    """Whether the embedded synthetic dataset config exists; model families add tiny configs for it then."""
+    try:
+        import smisbench.data.synthetic  # noqa: F401  (registers the "synthetic" dataset config)
+    except ModuleNotFoundError as error:
+        if error.name != "smisbench.data.synthetic":
+            raise
+    from smisbench.datasets_config import DATASETS
+
+    return "synthetic" in DATASETS
+
+
 def register(entry: ModelEntry) -> ModelEntry:
     if entry.name in _REGISTRY:
         raise ValueError(f"model {entry.name!r} registered twice")

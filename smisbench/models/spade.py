@@ -17,7 +17,7 @@ from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.models.base import CodesKind, LatentLayout, SMISModel
 from smisbench.models.discriminator import discriminator_for
 from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register
+from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -146,23 +146,13 @@ def _tiny(dataset: str, use_encoder: bool) -> SpadeConfig:
     )
 
 
-def _synthetic_available() -> bool:
-    try:
-        import smisbench.data.synthetic  # noqa: F401  (registers the "synthetic" dataset config)
-    except ImportError:
-        return False
-    from smisbench.datasets_config import DATASETS
-
-    return "synthetic" in DATASETS
-
-
 def spade_configs() -> dict[str, SpadeConfig]:
     configs = {
         "deepfashion": SpadeConfig("deepfashion"),
         "cityscapes": SpadeConfig("cityscapes", upsampling="more", notes="NVlabs release config"),
         "ade20k": SpadeConfig("ade20k", upsampling="normal", dontcare_last=True, notes="NVlabs release config"),
     }
-    if _synthetic_available():
+    if synthetic_available():
         configs["synthetic"] = _tiny("synthetic", use_encoder=False)
     return configs
 
@@ -173,7 +163,7 @@ def vspade_configs() -> dict[str, SpadeConfig]:
         for name, config in spade_configs().items()
         if name != "synthetic"
     }
-    if _synthetic_available():
+    if synthetic_available():
         configs["synthetic"] = _tiny("synthetic", use_encoder=True)
     return configs
 
