@@ -62,3 +62,70 @@ def test_blob_labels_take_the_sparse_path():
     assert 0 < info["fraction"] < FastCGNorm.dense_above
     # every interior pixel 3 or more away from a class change is not boundary
     assert info["fraction"] < 0.5
+
+
+@pytest.mark.parametrize("norm_kind", ["batch", "instance", "group"])
+@pytest.mark.parametrize("gamma_groups", [1, 2, 4])
+def test_fast_cg_norm_equals_cg_norm_on_its_sparse_path(norm_kind, gamma_groups):
+    """Folded BatchNorm (or the kept norm) plus the boundary table sum give CG-Norm's output."""
+    from smisbench.models.layers import CGNorm, NormSpec
+
+    torch.manual_seed(0)
+    classes, channels = 4, 16
+    norm = CGNorm(channels, NormSpec(label_in=classes, hidden=8 * classes, shared_groups=classes,
+                                     gamma_groups=gamma_groups), norm_kind=norm_kind, norm_groups=gamma_groups)
+    lively_weights(norm)
+    norm.eval()
+    label = torch.nn.functional.one_hot(blob_label(classes, (48, 40)), classes).permute(0, 3, 1, 2).float()
+    label = torch.cat([label, label.flip(-1)])  # two different maps in one batch
+    x = torch.randn(2, channels, 48, 40)
+    fast = FastCGNorm(norm, LabelAnalysis()).eval()
+    assert (fast.param_free_norm is None) == (norm_kind == "batch")
+    info = fast.analysis.at(label, (48, 40))
+    assert info["windows"].shape[0] <= FastCGNorm.dense_above * 2 * 48 * 40  # the sparse path is the one tested
+    with torch.no_grad():
+        expected = norm(x, label)
+        got = fast(x, label)
+    assert expected.std() > 0.1
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_boundary_bags_point_at_each_taps_window():
+    """Bag row t of a boundary pixel is (window id at pixel + offset t) * 9 + t, off-image taps hit the zero window."""
+    label = torch.nn.functional.one_hot(blob_label(3, (12, 12)), 3).permute(0, 3, 1, 2).float()
+    info = LabelAnalysis().at(label, (12, 12))
+    u = info["windows"].shape[0]
+    corner = (info["boundary"] == 0).nonzero().item()  # pixel (0, 0) is on the image edge
+    bag = info["window_bags"][corner]
+    assert torch.equal(bag % 9, torch.arange(9))
+    off_image = [0, 1, 2, 3, 6]  # taps above or left of (0, 0)
+    assert torch.all(bag[off_image] // 9 == u)
+    assert torch.all(bag[[4, 5, 7, 8]] // 9 < u)
+
+
+def test_label_analysis_is_not_fooled_by_a_reused_buffer():
+    """A new map in the memory of an earlier one (same pointer, version 0, as after a free and a new
+    allocation) is analysed afresh, not served the earlier map's boundaries."""
+    import numpy as np
+
+    def one_hot(label):
+        return torch.nn.functional.one_hot(label, 3).permute(0, 3, 1, 2).float().contiguous().numpy()
+
+    memory = one_hot(blob_label(3, (16, 16)))
+    analysis = LabelAnalysis()
+    first_map = torch.from_numpy(memory)
+    first = analysis.at(first_map, (16, 16))["inverse"].clone()
+    np.copyto(memory, one_hot(blob_label(3, (16, 16)).flip(-1)))
+    second_map = torch.from_numpy(memory)
+    assert second_map.data_ptr() == first_map.data_ptr() and second_map._version == first_map._version
+    second = analysis.at(second_map, (16, 16))["inverse"]
+    assert torch.equal(second, LabelAnalysis().at(second_map, (16, 16))["inverse"])
+    assert not torch.equal(first, second)
+
+
+def test_inference_copy_refuses_training_mode():
+    fast = inference_copy(build_model("groupdnet", "synthetic"))
+    fast.train()
+    semantics = fast.semantics(blob_label(fast.dataset.label_nc, fast.dataset.size))
+    with pytest.raises(RuntimeError, match="eval mode only"):
+        fast.generate(semantics, fast.sample_z(1, torch.Generator().manual_seed(0)))

@@ -1,11 +1,12 @@
-"""An inference copy of a generator: same outputs, less work per image.
+"""An inference copy of a generator: same outputs (to float rounding), less work per image.
 
 Training-time structure that inference does not need is folded away: spectral norm's
-``weight_orig / sigma`` is computed once (with the stored ``u``/``v``, exactly as eval mode
-does each call), CG-Norm's ``mlp_gamma`` and ``mlp_beta`` run as one grouped conv evaluated by convolution only
-near label boundaries (a per-label constant elsewhere, see :class:`LabelAnalysis`), and every
-activation stays in the channels-last layout that oneDNN's CPU convolutions run fastest in
-(measured here: 63 vs 45 GFLOP/s for a 320->160 3x3 conv at 256x256, one thread).
+``weight_orig / sigma`` is computed once (with the stored ``u``/``v``, exactly as eval mode does each
+call); CG-Norm's ``mlp_gamma`` and ``mlp_beta`` become one grouped conv that also absorbs the eval-mode
+BatchNorm, so ``x * scale + shift`` is the whole norm; that conv is evaluated only at label boundaries,
+as a sum of nine rows of a per-window table (a per-label constant elsewhere, see :class:`LabelAnalysis`);
+and activations stay channels-last, the layout oneDNN's CPU convolutions run fastest in. The copy is
+for eval mode only: BatchNorm statistics are baked in.
 """
 
 from __future__ import annotations
@@ -34,32 +35,61 @@ def bake_spectral_norm(module: nn.Module) -> int:
 class FusedGammaBeta(nn.Module):
     """``mlp_gamma`` and ``mlp_beta`` of one CG-Norm as a single grouped conv.
 
-    Output channels are group-major, ``[gamma_g, beta_g]`` per group g, and the gamma bias carries
-    the ``+ 1`` of ``x * (1 + gamma)``, so the modulation is one ``addcmul`` over a free 5-D view.
+    Output channels are group-major, ``[scale_g, shift_g]`` per group g, so the modulation is one
+    ``addcmul`` over a free 5-D view. The gamma bias carries the ``+ 1`` of ``x * (1 + gamma)``; after
+    :meth:`fold_batch_norm` the conv also carries an eval-mode BatchNorm's ``(x - mean) / std``, so
+    ``x * scale + shift`` replaces ``norm(x) * (1 + gamma) + beta`` and the norm pass disappears.
     """
 
     def __init__(self, gamma: nn.Conv2d, beta: nn.Conv2d):
         super().__init__()
         groups, out = gamma.groups, gamma.out_channels
         per = out // groups
-        weight = torch.stack([gamma.weight.view(groups, per, *gamma.weight.shape[1:]),
-                              beta.weight.view(groups, per, *beta.weight.shape[1:])], dim=1)
-        bias = torch.stack([gamma.bias.view(groups, per) + 1, beta.bias.view(groups, per)], dim=1)
         self.conv = nn.Conv2d(gamma.in_channels, 2 * out, gamma.kernel_size, padding=gamma.padding, groups=groups)
-        self.conv.weight.data.copy_(weight.reshape(2 * out, *gamma.weight.shape[1:]))
-        self.conv.bias.data.copy_(bias.reshape(2 * out))
         self.groups, self.per = groups, per
+        self._set(gamma.weight, gamma.bias + 1, beta.weight, beta.bias)
 
-    def modulate(self, normalized: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
-        """``normalized * (1 + gamma) + beta`` from the fused output, in channels-last rows.
+    def _set(self, w_scale, b_scale, w_shift, b_shift) -> None:
+        groups, per = self.groups, self.per
+        tail = w_scale.shape[1:]
+        weight = torch.stack([w_scale.reshape(groups, per, *tail), w_shift.reshape(groups, per, *tail)], dim=1)
+        bias = torch.stack([b_scale.reshape(groups, per), b_shift.reshape(groups, per)], dim=1)
+        self.conv.weight.data.copy_(weight.reshape(2 * groups * per, *tail))
+        self.conv.bias.data.copy_(bias.reshape(2 * groups * per))
 
-        With channels-last inputs every reshape here is a view: gamma and beta are read in place.
+    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        w = self.conv.weight.view(self.groups, 2, self.per, *self.conv.weight.shape[1:])
+        b = self.conv.bias.view(self.groups, 2, self.per)
+        flat = (self.groups * self.per, *self.conv.weight.shape[1:])
+        return w[:, 0].reshape(flat), b[:, 0].reshape(-1), w[:, 1].reshape(flat), b[:, 1].reshape(-1)
+
+    @torch.no_grad()
+    def fold_batch_norm(self, norm: nn.modules.batchnorm._BatchNorm) -> None:
+        """Absorb an eval-mode, affine-free BatchNorm: scale' = scale / std, shift' = shift - mean * scale'."""
+        inv = torch.rsqrt(norm.running_var.double() + norm.eps)
+        mean = norm.running_mean.double()
+        w_scale, b_scale, w_shift, b_shift = (t.double() for t in self.parts())
+        view = (-1,) + (1,) * (w_scale.dim() - 1)
+        w_scale, b_scale = w_scale * inv.view(view), b_scale * inv
+        w_shift, b_shift = w_shift - w_scale * mean.view(view), b_shift - b_scale * mean
+        self._set(*(t.float() for t in (w_scale, b_scale, w_shift, b_shift)))
+
+    def modulate(self, x: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
+        """``x * scale + shift`` from the fused output, in channels-last rows.
+
+        With channels-last inputs every reshape here is a view: scale and shift are read in place.
         """
-        b, n, h, w = normalized.shape
+        b, n, h, w = x.shape
         rows = both.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, 2, self.per)
-        x = normalized.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, self.per)
+        x = x.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, self.per)
         out = torch.addcmul(rows[..., 1, :], x, rows[..., 0, :])
         return out.view(b, h, w, n).permute(0, 3, 1, 2)
+
+
+def foldable(norm: nn.Module) -> bool:
+    """An affine-free BatchNorm with running statistics: in eval mode it is a per-channel affine map."""
+    return (isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.affine
+            and norm.track_running_stats and norm.running_var is not None)
 
 
 class LabelAnalysis:
@@ -67,17 +97,22 @@ class LabelAnalysis:
 
     A CG-Norm's gamma/beta at a pixel depend only on the label inside the 5x5 window around it (two
     stacked 3x3 convs). Where that window holds one label pattern and lies inside the image, gamma/beta
-    equal a per-pattern constant; only the remaining "boundary" pixels need the convolution.
+    equal a per-pattern constant; only the remaining "boundary" pixels need more. There, the second conv
+    is linear in the hidden activations, and those depend only on the 3x3 label window at each tap: so
+    ``gamma(p) = bias + sum_t W_t h(window(p + t))`` is a sum of nine rows of a small per-layer table
+    indexed by the distinct 3x3 windows of the map (``window_ids``), with a zero row off the image.
     """
 
     def __init__(self) -> None:
-        self._key: tuple | None = None
+        self._label: torch.Tensor | None = None
+        self._version = -1
         self._entries: dict[tuple[int, int], dict] = {}
 
     def at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
-        key = (label.data_ptr(), label._version, tuple(label.shape), label.dtype)
-        if key != self._key:
-            self._key, self._entries = key, {}
+        # Keyed by the tensor object itself (held, so its memory cannot be reused by another map) and its
+        # version: a data pointer alone can come back for a different map once the first is freed.
+        if label is not self._label or label._version != self._version:
+            self._label, self._version, self._entries = label, label._version, {}
         if size not in self._entries:
             self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
         return self._entries[size]
@@ -93,25 +128,93 @@ class LabelAnalysis:
         boundary[:, :2] = boundary[:, -2:] = True
         boundary[:, :, :2] = boundary[:, :, -2:] = True
         flat = boundary.reshape(-1).nonzero().squeeze(1)
-        return {"label": label, "patterns": patterns, "inverse": inverse, "boundary": flat, "fraction": flat.numel() / (b * h * w)}
+        info = {"label": label, "patterns": patterns, "inverse": inverse, "boundary": flat,
+                "fraction": flat.numel() / (b * h * w)}
+        info.update(LabelAnalysis._windows(inverse.view(b, h, w), patterns.shape[0], flat))
+        return info
+
+    @staticmethod
+    def _windows(ids: torch.Tensor, count: int, flat: torch.Tensor) -> dict:
+        """Distinct 3x3 windows of pattern ids (``count`` = off the image) and, per boundary pixel, the
+        window id at each of its nine taps (``window_count`` = off the image)."""
+        b, h, w = ids.shape
+        padded = F.pad(ids, (1, 1, 1, 1), value=count)
+        taps = torch.stack([padded[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], dim=-1)
+        taps = taps.reshape(-1, 9)
+        if (count + 1) ** 9 < 2**62:  # one int64 key per window: a 1-D unique, much cheaper than rows
+            powers = (count + 1) ** torch.arange(9, dtype=torch.int64)
+            _, first, window_of = _unique_rows_by_key((taps * powers).sum(1))
+            windows = taps[first]
+        else:
+            windows, window_of = torch.unique(taps, dim=0, return_inverse=True)
+        u = windows.shape[0]
+        grid = F.pad(window_of.view(b, h, w), (1, 1, 1, 1), value=u)  # the zero row off the image
+        bi, rest = flat // (h * w), flat % (h * w)
+        y, x = rest // w, rest % w
+        dy = torch.arange(3).repeat_interleave(3)
+        dx = torch.arange(3).repeat(3)
+        at_taps = grid[bi[:, None], y[:, None] + dy, x[:, None] + dx]  # (Nb, 9)
+        bag = at_taps * 9 + torch.arange(9)  # the table's row for (window, tap)
+        return {"windows": windows, "window_bags": bag}
+
+
+def _unique_rows_by_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(distinct keys, index of each one's first occurrence, id of every element)."""
+    values, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((values.numel(),), key.numel(), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(key.numel()), reduce="amin")
+    return values, first, inverse
 
 
 class FastCGNorm(nn.Module):
-    """CG-Norm for inference: fused gamma/beta, computed by convolution only near label boundaries."""
+    """CG-Norm for inference: BatchNorm folded into fused gamma/beta, per-pattern constants in the
+    interior and a nine-row table sum at label boundaries (see :class:`LabelAnalysis`)."""
 
-    dense_above = 0.45  # boundary fraction above which the plain convolution is cheaper
+    dense_above = 0.5  # distinct windows per pixel above which the plain convolution is cheaper
 
     def __init__(self, norm: CGNorm, analysis: LabelAnalysis):
         super().__init__()
-        self.param_free_norm = norm.param_free_norm
         self.mlp_shared = norm.mlp_shared
         self.gamma_beta = FusedGammaBeta(norm.mlp_gamma, norm.mlp_beta)
+        self.param_free_norm = None if foldable(norm.param_free_norm) else norm.param_free_norm
+        if self.param_free_norm is None:
+            self.gamma_beta.fold_batch_norm(norm.param_free_norm)
         self.analysis = analysis
+        self._tap_cache: torch.Tensor | None = None
 
     def _dense(self, label: torch.Tensor) -> torch.Tensor:
         return self.gamma_beta.conv(self.mlp_shared(label))
 
-    def _sparse(self, info: dict, size: tuple[int, int]) -> torch.Tensor:
+    def _tap_weight(self) -> torch.Tensor:
+        """The second conv's weight as (G, Kg, 9 * O/G), columns ordered (tap, output): one matmul per group."""
+        if self._tap_cache is None:
+            conv = self.gamma_beta.conv
+            groups = conv.groups
+            w = conv.weight.reshape(groups, conv.out_channels // groups, -1, 9)  # (G, O/G, Kg, 9)
+            self._tap_cache = w.permute(0, 2, 3, 1).reshape(groups, w.shape[2], -1).contiguous()
+        return self._tap_cache
+
+    def _tap_table(self, info: dict, dtype: torch.dtype) -> torch.Tensor:
+        """Rows ``u * 9 + t``: the second conv's tap t applied to window u's hidden vector (no bias);
+        window ``U`` (off the image) is all zeros."""
+        base = info["patterns"]
+        patterns = torch.cat([base, base.new_zeros(1, base.shape[1])]).to(dtype)
+        windows = info["windows"]
+        u = windows.shape[0]
+        patches = patterns[windows].permute(0, 2, 1).reshape(u, -1, 3, 3)  # (U, C, 3, 3)
+        hidden = self.mlp_shared(patches)[:, :, 1, 1]  # (U, K): the centre sees the whole window
+        weight = self._tap_weight()
+        groups, k_per, cols = weight.shape
+        table = hidden.new_empty(u + 1, 9, groups, cols // 9)
+        table[u].zero_()
+        if groups == 1:
+            torch.mm(hidden, weight[0], out=table[:u].view(u, cols))
+        else:
+            product = torch.bmm(hidden.view(u, groups, k_per).transpose(0, 1), weight)  # (G, U, 9 * O/G)
+            table[:u] = product.view(groups, u, 9, -1).permute(1, 2, 0, 3)
+        return table.view((u + 1) * 9, -1)
+
+    def _sparse(self, info: dict) -> torch.Tensor:
         conv = self.gamma_beta.conv
         label, patterns = info["label"], info["patterns"]
         b, _, h, w = label.shape
@@ -121,30 +224,23 @@ class FastCGNorm(nn.Module):
         out = table.index_select(0, info["inverse"])  # (B*H*W, 2N): channels-last rows
         flat = info["boundary"]
         if flat.numel():
-            hidden = F.pad(self.mlp_shared(label), (1, 1, 1, 1))  # (B, K, H+2, W+2)
-            k = hidden.shape[1]
-            groups = conv.groups
-            hidden = hidden.permute(0, 2, 3, 1).reshape(b, (h + 2) * (w + 2), k)
-            bi, rest = flat // (h * w), flat % (h * w)
-            y, x = rest // w, rest % w
-            taps = torch.tensor([(dy * (w + 2) + dx) for dy in range(3) for dx in range(3)], device=flat.device)
-            corner = y * (w + 2) + x  # top-left of the 3x3 window in padded coordinates
-            window = hidden[bi[:, None], corner[:, None] + taps]  # (Nb, 9, K)
-            window = window.view(-1, 9, groups, k // groups).permute(2, 0, 3, 1).reshape(groups, -1, (k // groups) * 9)
-            weight = conv.weight.reshape(groups, -1, (k // groups) * 9)  # (G, 2N/G, Kg*9)
-            result = torch.baddbmm(conv.bias.view(groups, 1, -1), window, weight.transpose(1, 2))  # (G, Nb, 2N/G)
-            out[flat] = result.permute(1, 0, 2).reshape(flat.numel(), -1)
+            sums = F.embedding_bag(info["window_bags"], self._tap_table(info, table.dtype), mode="sum")
+            out[flat] = sums + conv.bias
         return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
-        size = tuple(x.shape[2:])
-        info = self.analysis.at(label, size)
-        if info["fraction"] > self.dense_above or info["patterns"].shape[0] > 512:
+        if self.training and self.param_free_norm is None:
+            raise RuntimeError("this inference copy has its BatchNorm statistics baked in and runs in eval mode "
+                               "only; train the original model, then take a new inference_copy() of it")
+        if self.param_free_norm is not None:
+            x = self.param_free_norm(x)
+        b, _, h, w = x.shape
+        info = self.analysis.at(label, (h, w))
+        if info["windows"].shape[0] > self.dense_above * b * h * w:
             both = self._dense(info["label"])
         else:
-            both = self._sparse(info, size)
-        return self.gamma_beta.modulate(normalized, both)
+            both = self._sparse(info)
+        return self.gamma_beta.modulate(x, both)
 
 
 def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
@@ -168,4 +264,4 @@ def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():
         p.requires_grad_(False)
-    return fast
+    return fast.eval()  # the swapped-in norms too
