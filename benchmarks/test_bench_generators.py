@@ -1,7 +1,8 @@
 """Generator inference speed (images/s) at the real resolutions, float32 and bfloat16, batch 1 and 8.
 
-The issue's target: GroupDNet DeepFashion >= 0.7 image/s float32 batch 1 on the 2-core CPU (the
-official code: ~0.49). ``extra_info`` records threads, GFLOP per image and the label-map source.
+The issue's target: GroupDNet DeepFashion >= 0.7 image/s float32 batch 1 on the 2-core CPU (the issue
+quotes ~0.49 for the official code; ``test_bench_official.py`` measures the official code itself, given a
+checkout). ``extra_info`` records threads, GFLOP per image and the label-map source.
 """
 
 from __future__ import annotations

@@ -111,8 +111,10 @@ class LabelAnalysis:
     def at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
         # Keyed by the tensor object itself (held, so its memory cannot be reused by another map) and its
         # version: a data pointer alone can come back for a different map once the first is freed.
-        if label is not self._label or label._version != self._version:
-            self._label, self._version, self._entries = label, label._version, {}
+        # Inference tensors (made under torch.inference_mode) keep no version counter: identity alone.
+        version = 0 if label.is_inference() else label._version
+        if label is not self._label or version != self._version:
+            self._label, self._version, self._entries = label, version, {}
         if size not in self._entries:
             self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
         return self._entries[size]
@@ -203,7 +205,7 @@ class FastCGNorm(nn.Module):
         u = windows.shape[0]
         patches = patterns[windows].permute(0, 2, 1).reshape(u, -1, 3, 3)  # (U, C, 3, 3)
         hidden = self.mlp_shared(patches)[:, :, 1, 1]  # (U, K): the centre sees the whole window
-        weight = self._tap_weight()
+        weight = self._tap_weight().to(hidden.dtype)  # under autocast the hidden rows may be bfloat16
         groups, k_per, cols = weight.shape
         table = hidden.new_empty(u + 1, 9, groups, cols // 9)
         table[u].zero_()
@@ -225,7 +227,7 @@ class FastCGNorm(nn.Module):
         flat = info["boundary"]
         if flat.numel():
             sums = F.embedding_bag(info["window_bags"], self._tap_table(info, table.dtype), mode="sum")
-            out[flat] = sums + conv.bias
+            out[flat] = (sums + conv.bias).to(out.dtype)
         return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
