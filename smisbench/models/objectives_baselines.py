@@ -16,9 +16,8 @@ All three use least-squares GAN losses, as their released defaults do.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +26,7 @@ from torch.func import functional_call
 
 from smisbench.errors import SmisbenchError
 from smisbench.models.base import SMISModel
+from smisbench.models.objective_api import LossResult, frozen
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -39,33 +39,11 @@ class OptimizerSettings:
     betas: tuple[float, float] = (0.5, 0.999)
 
 
-@dataclass
-class LossResult:
-    """A loss to back-propagate, its named terms (detached, for logging) and the generated images."""
-
-    total: torch.Tensor
-    terms: dict[str, torch.Tensor]
-    fakes: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
 def lsgan_loss(outputs: list[list[torch.Tensor]], target_is_real: bool) -> torch.Tensor:
     """Least-squares GAN loss summed over scales; each scale's last entry is its prediction map."""
     target = 1.0 if target_is_real else 0.0
     losses = [F.mse_loss(scale[-1], torch.full_like(scale[-1], target)) for scale in outputs]
     return torch.stack(losses).sum()
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Build graphs through ``module`` without making its parameters leaves of them (no D grads from G's loss)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def batch_inputs(model: SMISModel, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

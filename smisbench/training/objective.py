@@ -22,14 +22,14 @@ BicycleGAN, DSCGAN) supply their own via ``model.training_objective(discriminato
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
 
 from smisbench.models.base import SMISModel
+from smisbench.models.objective_api import LossResult, frozen
 from smisbench.training import losses
 
 
@@ -42,15 +42,6 @@ class AdamSettings:
     betas: tuple[float, float] = (0.0, 0.9)
 
 
-@dataclass
-class LossResult:
-    """A loss to back-propagate, its named terms (detached, for logging) and generated images."""
-
-    total: torch.Tensor
-    terms: dict[str, torch.Tensor]
-    fakes: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
 class Objective(Protocol):
     discriminator: nn.Module
 
@@ -58,19 +49,6 @@ class Objective(Protocol):
 
     def discriminator_loss(self, batch: Mapping, model: SMISModel, fakes: Mapping | None = None,
                            generator: torch.Generator | None = None) -> Any: ...
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Run ``module`` inside G's graph without making its parameters leaves (no D gradients from G's loss)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def randn_cpu(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
