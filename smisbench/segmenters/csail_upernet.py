@@ -23,6 +23,7 @@ from smisbench.segmenters.checkpoints import (
     CheckpointFile, extract_state_dict, load_checkpoint_file, load_state_dict_strict, verify_checksum,
 )
 from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.resnet_blocks import Bottleneck
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,30 +46,6 @@ class SyncBNLayoutBatchNorm2d(nn.BatchNorm2d):
 def _conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
                          SyncBNLayoutBatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class Bottleneck(nn.Module):
-    """ResNet v1 bottleneck with the stride on the 3x3 convolution."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = SyncBNLayoutBatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = SyncBNLayoutBatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = SyncBNLayoutBatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return self.relu(out + shortcut)
 
 
 class ResNetEncoder(nn.Module):
@@ -97,9 +74,9 @@ class ResNetEncoder(nn.Module):
                 nn.Conv2d(self._inplanes, planes * 4, 1, stride=stride, bias=False),
                 SyncBNLayoutBatchNorm2d(planes * 4),
             )
-        stage = [Bottleneck(self._inplanes, planes, stride, downsample)]
+        stage = [Bottleneck(self._inplanes, planes, stride, downsample, norm=SyncBNLayoutBatchNorm2d)]
         self._inplanes = planes * 4
-        stage += [Bottleneck(self._inplanes, planes) for _ in range(blocks - 1)]
+        stage += [Bottleneck(self._inplanes, planes, norm=SyncBNLayoutBatchNorm2d) for _ in range(blocks - 1)]
         return nn.Sequential(*stage)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

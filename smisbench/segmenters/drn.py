@@ -24,35 +24,13 @@ from smisbench.segmenters.checkpoints import (
 )
 from smisbench.segmenters.label_conventions import cityscapes_tables
 from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.resnet_blocks import Bottleneck
 
 CITYSCAPES_MEAN = (0.29010095242892997, 0.32808144844279574, 0.28696394422942517)
 CITYSCAPES_STD = (0.1829540508368939, 0.18656561047509476, 0.18447508988480435)
 EXTRA_SCALES = (0.5, 0.75, 1.25, 1.5, 1.75)
 CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 DRN_D_105_LAYERS = (1, 1, 3, 4, 23, 3, 1, 1)
-
-
-class DilatedBottleneck(nn.Module):
-    """Bottleneck whose 3x3 convolution may be dilated (DRN keeps resolution after stride 8)."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 dilation: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return self.relu(out + shortcut)
 
 
 def _plain_convs(cin: int, cout: int, count: int, stride: int = 1, dilation: int = 1) -> tuple[nn.Sequential, int]:
@@ -72,8 +50,8 @@ def _bottleneck_stage(cin: int, planes: int, count: int, stride: int = 1,
         downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride=stride, bias=False),
                                    nn.BatchNorm2d(planes * 4))
     # DRN-D's dilated stages start at their full dilation (``new_level=False``).
-    blocks = [DilatedBottleneck(cin, planes, stride, downsample, dilation)]
-    blocks += [DilatedBottleneck(planes * 4, planes, dilation=dilation) for _ in range(count - 1)]
+    blocks = [Bottleneck(cin, planes, stride, downsample, dilation)]
+    blocks += [Bottleneck(planes * 4, planes, dilation=dilation) for _ in range(count - 1)]
     return nn.Sequential(*blocks), planes * 4
 
 
