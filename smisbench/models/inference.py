@@ -133,6 +133,10 @@ class LabelAnalysis:
         info = {"label": label, "patterns": patterns, "inverse": inverse, "boundary": flat,
                 "fraction": flat.numel() / (b * h * w)}
         info.update(LabelAnalysis._windows(inverse.view(b, h, w), patterns.shape[0], flat))
+        # each distinct window as a (C, 3, 3) label patch (zeros off the image), shared by every CG-Norm here
+        padded_patterns = torch.cat([patterns, patterns.new_zeros(1, c)])
+        u = info["windows"].shape[0]
+        info["window_patches"] = padded_patterns[info["windows"]].permute(0, 2, 1).reshape(u, c, 3, 3)
         return info
 
     @staticmethod
@@ -199,11 +203,8 @@ class FastCGNorm(nn.Module):
     def _tap_table(self, info: dict, dtype: torch.dtype) -> torch.Tensor:
         """Rows ``u * 9 + t``: the second conv's tap t applied to window u's hidden vector (no bias);
         window ``U`` (off the image) is all zeros."""
-        base = info["patterns"]
-        patterns = torch.cat([base, base.new_zeros(1, base.shape[1])]).to(dtype)
-        windows = info["windows"]
-        u = windows.shape[0]
-        patches = patterns[windows].permute(0, 2, 1).reshape(u, -1, 3, 3)  # (U, C, 3, 3)
+        patches = info["window_patches"].to(dtype)  # (U, C, 3, 3)
+        u = patches.shape[0]
         hidden = self.mlp_shared(patches)[:, :, 1, 1]  # (U, K): the centre sees the whole window
         weight = self._tap_weight().to(hidden.dtype)  # under autocast the hidden rows may be bfloat16
         groups, k_per, cols = weight.shape
