@@ -1,4 +1,9 @@
-"""SPADE's multi-scale patch discriminator, shared by GroupDNet, SPADE/VSPADE and their variants."""
+"""SPADE's multi-scale patch discriminator, shared by GroupDNet, SPADE/VSPADE and their variants.
+
+Initialised as the official code initialises G, E and D alike (``init_weights``: xavier normal, gain
+0.02, zero biases), through the same :func:`smisbench.models.layers.xavier_init` as our G and E;
+PyTorch's default init would give weights about 35x larger.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smisbench.models.layers import norm_conv
+from smisbench.models.layers import norm_conv, xavier_init
 
 
 class NLayerDiscriminator(nn.Module):
@@ -44,6 +49,7 @@ class MultiscaleDiscriminator(nn.Module):
         self.num_D = num_D
         for i in range(num_D):
             self.add_module(f"discriminator_{i}", NLayerDiscriminator(input_nc, ndf, n_layers, spectral))
+        xavier_init(self)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         outputs = []

@@ -91,6 +91,7 @@ class ConditionalPatchDiscriminator(MultiPatchDiscriminator):
 
 
 def build_discriminator(config: DSCGANConfig) -> ConditionalPatchDiscriminator:
+    """PyTorch's default init, as DSGAN's ``load_networks`` builds its D (and G) without an init call."""
     return ConditionalPatchDiscriminator(config.data.input_nc, config.ndf, config.n_layers_D, config.num_D)
 
 
