@@ -134,8 +134,8 @@ def test_config_validation():
         TrainConfig(model="groupdnet", steps=3, epochs=1).validate()
     with pytest.raises(SmisbenchError, match="must be positive"):
         TrainConfig(model="groupdnet", batch_size=0).validate()
-    with pytest.raises(SmisbenchError, match="--amp on needs CUDA"):
-        Trainer(tiny_run("unused", steps=1, amp="on", dataset_options={"length": 8}))
+    with pytest.raises(SmisbenchError, match="--amp needs CUDA"):
+        Trainer(tiny_run("unused", steps=1, amp=True, dataset_options={"length": 8}))
 
 
 def test_a_model_specific_objective_trains_without_vgg(tmp_path, monkeypatch):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smisbench.training.config import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or a path to torchvision's vgg19-dcbb9e9a.pth")
     p.add_argument("--vgg-normalization", default="none", choices=("none", "imagenet"),
                    help="input normalisation of the VGG (the official loss uses none)")
-    p.add_argument("--amp", default="auto", choices=("auto", "on", "off"), help="float16 autocast (CUDA only)")
+    p.add_argument("--amp", action="store_true",
+                   help="float16 autocast with gradient scaling (CUDA only); default float32, as the official code")
+    p.add_argument("--kl-reference-batch", type=int,
+                   help="the KL term is the per-image KL times this, whatever --batch-size is (default: the "
+                        "dataset's official per-GPU batch, 8 for DeepFashion, 4 for Cityscapes/ADE20K)")
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
@@ -52,24 +60,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
-def _train(args) -> int:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` the parsed ``smisbench train`` arguments describe."""
     from smisbench.data.cli import parse_options
     from smisbench.training.config import TrainConfig
-    from smisbench.training.trainer import train
 
-    config = TrainConfig(
+    return TrainConfig(
         model=args.model, dataset=args.dataset, root=args.root,
         out=args.out or f"runs/{args.model}-{args.dataset}",
         dataset_options=parse_options(args.dataset_option), model_overrides=parse_options(args.model_option),
         loss_options=parse_options(args.loss_option), batch_size=args.batch_size, epochs=args.epochs,
         decay_epochs=args.decay_epochs, steps=args.steps, decay_steps=args.decay_steps, lr_g=args.lr_g,
         lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, vgg=args.vgg, vgg_normalization=args.vgg_normalization,
-        amp=args.amp, channels_last=args.channels_last, device=args.device, seed=args.seed, workers=args.workers,
-        threads=args.threads, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        kl_reference_batch=args.kl_reference_batch, amp=args.amp, channels_last=args.channels_last,
+        device=args.device, seed=args.seed, workers=args.workers, threads=args.threads,
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, samples=args.samples, resume=args.resume, stop_after=args.stop_after,
         tensorboard=args.tensorboard, progress=not args.no_progress,
     )
-    result = train(config)
+
+
+def _train(args) -> int:
+    from smisbench.training.trainer import train
+
+    result = train(config_from_args(args))
     if result.model_bundle is not None or result.checkpoint is not None:
         state = "finished" if not result.stopped_early else "stopped (resume with --resume)"
         print(f"{state} at step {result.step}/{result.total_steps} ({result.steps_per_s:.3g} steps/s); "

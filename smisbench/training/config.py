@@ -11,7 +11,11 @@ from smisbench.errors import SmisbenchError
 
 @dataclass(frozen=True)
 class Schedule:
-    """Official epochs (constant + linear decay) and per-GPU batch size of a dataset."""
+    """Official epochs (constant + linear decay) and per-GPU batch size of a dataset.
+
+    ``batch_size`` is also the KL term's reference batch: the official code sums the KL over each
+    GPU's batch, so its weight relative to the (mean) image losses is that of this many images.
+    """
 
     epochs: int
     decay_epochs: int
@@ -50,7 +54,8 @@ class TrainConfig:
     beta2: float | None = None
     vgg: str = "auto"  # auto | vgg19 | vgg16 | none | path to a VGG19 file
     vgg_normalization: str = "none"  # the official loss feeds [-1, 1] images unnormalised
-    amp: str = "auto"  # auto (CUDA only) | on | off
+    kl_reference_batch: int | None = None  # KL = per-image KL x this; None: the dataset's official per-GPU batch
+    amp: bool = False  # float16 autocast + GradScaler (CUDA only); the official code trains in float32
     channels_last: str = "auto"  # auto (CUDA only) | on | off
     device: str = "auto"
     seed: int = 0
@@ -68,8 +73,12 @@ class TrainConfig:
     def schedule(self) -> Schedule:
         return OFFICIAL_SCHEDULES.get(self.dataset, DEFAULT_SCHEDULE)
 
+    def resolved_kl_reference_batch(self) -> int:
+        """The batch whose summed KL the training KL term equals (per image x this), whatever --batch-size is."""
+        return self.kl_reference_batch if self.kl_reference_batch is not None else self.schedule().batch_size
+
     def validate(self) -> None:
-        for name in ("batch_size", "epochs", "steps", "checkpoint_every", "log_every"):
+        for name in ("batch_size", "epochs", "steps", "checkpoint_every", "log_every", "kl_reference_batch"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SmisbenchError(f"--{name.replace('_', '-')} must be positive, got {value}", "pass a value >= 1")
@@ -81,10 +90,15 @@ class TrainConfig:
             raise SmisbenchError("--steps and --epochs were both given", "give one of them")
         if self.steps is not None and self.decay_steps is not None and self.decay_steps > self.steps:
             raise SmisbenchError("--decay-steps exceeds --steps", "decay over at most the whole run")
-        for name, allowed in (("amp", ("auto", "on", "off")), ("channels_last", ("auto", "on", "off"))):
-            if getattr(self, name) not in allowed:
-                raise SmisbenchError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {allowed}",
-                                     f"use one of: {', '.join(allowed)}")
+        if not isinstance(self.amp, bool):
+            raise SmisbenchError(f"amp must be true or false, got {self.amp!r}",
+                                 "pass --amp for float16 autocast on CUDA; leave it out for float32 (the official)")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise SmisbenchError(f"--channels-last {self.channels_last!r} is not one of auto, on, off",
+                                 "use one of: auto, on, off")
+        if "kl_reference_batch" in self.loss_options:
+            raise SmisbenchError("kl_reference_batch was given as a loss option",
+                                 "pass --kl-reference-batch N (the config field kl_reference_batch) instead")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)

@@ -54,10 +54,19 @@ def feature_matching(fake: Pyramid, real: Pyramid) -> torch.Tensor:
     return total / len(fake)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) summed over every element of the batch (not a mean), as published."""
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reference_batch: int | None = None) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) summed over every element (a sum, not a mean, as published).
+
+    The official code sums over each GPU's batch, so the term's weight grows with the batch while the
+    other losses are means. With ``reference_batch`` the sum is taken per image, averaged over the
+    batch and multiplied by ``reference_batch``: the official value at that batch, at any batch size.
+    Without it: the plain sum over the given batch.
+    """
     mu, logvar = mu.float(), logvar.float()
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    total = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    if reference_batch is None:
+        return total
+    return total * (reference_batch / mu.shape[0])
 
 
 class PerceptualLoss(nn.Module):

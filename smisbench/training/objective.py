@@ -15,8 +15,10 @@ DDP's own forward hooks, a ``distribute(wrap)`` method; objectives without it ar
 with an explicit gradient all-reduce (see :mod:`smisbench.training.distributed`).
 
 :class:`SMISObjective` is the GroupDNet paper's objective (SPADE's): hinge GAN, feature
-matching (lambda 10), VGG perceptual (lambda 10), KL (lambda 0.05, a sum), TTUR learning
-rates G 1e-4 / D 4e-4, Adam betas (0, 0.9). Models that train differently (pix2pixHD,
+matching (lambda 10), VGG perceptual (lambda 10), KL (lambda 0.05, a sum over the elements
+of ``kl_reference_batch`` images: the per-image KL times that batch, see
+:func:`smisbench.training.losses.kl_divergence`), TTUR learning rates G 1e-4 / D 4e-4,
+Adam betas (0, 0.9). Models that train differently (pix2pixHD,
 BicycleGAN, DSCGAN) supply their own via ``model.training_objective(discriminator, **options)``.
 """
 
@@ -91,14 +93,17 @@ class SMISObjective:
     As in the official code, fake and real inputs go through D in one batch, and the D step
     generates new fakes (without gradients) after the G step; ``reuse_fakes=True`` reuses the
     G step's fakes instead (pix2pixHD's way: one generator pass less per step, not the paper's).
+    ``kl_reference_batch`` (the trainer sets the dataset's official per-GPU batch) makes the KL term
+    independent of the batch size; None sums over whatever batch comes.
     """
 
     optimizer = AdamSettings()
 
     def __init__(self, discriminator: nn.Module, lambda_feat: float = 10.0, lambda_vgg: float = 10.0,
                  lambda_kld: float = 0.05, perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 use_feat: bool = True, reuse_fakes: bool = False):
+                 use_feat: bool = True, reuse_fakes: bool = False, kl_reference_batch: int | None = None):
         self.discriminator = discriminator
+        self.kl_reference_batch = kl_reference_batch
         self.reuse_fakes = reuse_fakes
         self.lambda_feat, self.lambda_vgg, self.lambda_kld = lambda_feat, lambda_vgg, lambda_kld
         self.perceptual = perceptual
@@ -137,7 +142,7 @@ class SMISObjective:
         if self.perceptual is not None:
             terms["G_VGG"] = self.perceptual(fake, real) * self.lambda_vgg
         if mu is not None:
-            terms["KLD"] = losses.kl_divergence(mu, logvar) * self.lambda_kld
+            terms["KLD"] = losses.kl_divergence(mu, logvar, self.kl_reference_batch) * self.lambda_kld
         total = sum(terms.values())
         return LossResult(total, {k: v.detach() for k, v in terms.items()}, {"fake": fake.detach()})
 

@@ -1,6 +1,7 @@
 """The training loop: one G (+E) step then one D step per batch, on one process or many.
 
-Files under ``out/`` (rank 0 only): ``run.json`` (config, environment, VGG record, schedule),
+Float32 as the official code unless ``--amp``; the KL term weighted as the official per-GPU batch.
+Files under ``out/`` (rank 0 only): ``run.json`` (config, environment, VGG record, schedule, precision, KL),
 ``losses.csv`` (and TensorBoard events when asked), ``checkpoints/step_*.pt`` + ``latest.pt``,
 ``samples/step_*.png`` (label, real, generated[, encoded] per item) and, at the end,
 ``model.pt`` (a smisbench model bundle that ``smisbench sample --weights`` reads).
@@ -117,15 +118,20 @@ class Trainer:
         self.model = distributed.use_sync_batchnorm(ctx, self.model, wanted_sync)
         self.discriminator = distributed.use_sync_batchnorm(ctx, self.discriminator, wanted_sync)
         self.sync_bn = ctx.backend == "nccl" and wanted_sync
-        self.amp = _on(c.amp, ctx.device)
+        self.amp = c.amp  # float32 unless asked: the official code trains in float32
         if self.amp and ctx.device.type != "cuda":
-            raise SmisbenchError("--amp on needs CUDA (float16 autocast with a GradScaler)", "use --amp auto or off on CPU")
+            raise SmisbenchError("--amp needs CUDA (float16 autocast with a GradScaler)",
+                                 "leave --amp out on CPU (training runs in float32)")
         self.channels_last = _on(c.channels_last, ctx.device)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(ctx.device, memory_format=memory)
         self.discriminator.to(ctx.device, memory_format=memory)
 
         self.objective = build_objective(self.model, self.discriminator, None, **c.loss_options)
+        self.kl_reference_batch = None
+        if hasattr(self.objective, "kl_reference_batch"):  # a KL term summed as the official code (SMISObjective)
+            self.kl_reference_batch = c.resolved_kl_reference_batch()
+            self.objective.kl_reference_batch = self.kl_reference_batch
         self.perceptual = None
         if hasattr(self.objective, "perceptual"):  # the objective has a VGG term (GroupDNet's, pix2pixHD's)
             taps, self.vgg_record = build_perceptual(c.vgg, c.vgg_normalization)
@@ -217,8 +223,9 @@ class Trainer:
         self.opt_d.load_state_dict(state["optimizer_D"])
         self.sched_g.load_state_dict(state["scheduler_G"])
         self.sched_d.load_state_dict(state["scheduler_D"])
-        self.scaler_g.load_state_dict(state["scaler_G"])
-        self.scaler_d.load_state_dict(state["scaler_D"])
+        for scaler, saved in ((self.scaler_g, state["scaler_G"]), (self.scaler_d, state["scaler_D"])):
+            if saved:  # a float32 run saves an empty scaler state: resuming it with --amp starts a fresh scale
+                scaler.load_state_dict(saved)
         checkpointing.restore_rng(state["rng"][ctx.rank], self.noise)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.resumed_from = str(path)
@@ -284,11 +291,24 @@ class Trainer:
             "perceptual": self.vgg_record.as_dict(),
             "distributed": {"world_size": self.ctx.world_size, "backend": self.ctx.backend,
                             "gradient_sync": self.sync_mode, "sync_batchnorm": self.sync_bn},
+            "kl": self._kl_record(),
             "amp": self.amp,
+            "precision": self._precision_record(),
             "channels_last": self.channels_last,
             "resumed_from": self.resumed_from,
             **(extra or {}),
         }
+
+    def _kl_record(self) -> dict[str, Any] | None:
+        return None if self.kl_reference_batch is None else {
+            "reference_batch": self.kl_reference_batch, "batch_size_per_process": self.batch_size,
+            "weighting": "lambda_kld x reference_batch x mean over the batch of each image's summed KL"}
+
+    def _precision_record(self) -> dict[str, Any]:
+        """float32 (official) or float16 autocast, and on CUDA PyTorch's TF32 switches (they change float32 too)."""
+        cuda = {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32} if self.ctx.device.type == "cuda" else {}
+        return {"compute": "float16 autocast + GradScaler" if self.amp else "float32", **cuda}
 
     def _write_run_json(self, extra: dict[str, Any] | None = None) -> None:
         if self.ctx.is_main:
@@ -324,7 +344,8 @@ class Trainer:
         from smisbench.models.checkpoints import save_bundle
 
         path = self.out / "model.pt"
-        extra = {"trained_steps": self.step, "dataset": self.config.dataset, "perceptual": self.vgg_record.as_dict()}
+        extra = {"trained_steps": self.step, "dataset": self.config.dataset, "perceptual": self.vgg_record.as_dict(),
+                 "amp": self.amp, "precision": self._precision_record(), "kl": self._kl_record()}
         save_bundle(path, self.model, self.model.config, extra)
         return path
 
