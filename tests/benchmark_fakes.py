@@ -7,7 +7,9 @@ run must end with exactly the numbers of an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,3 +125,36 @@ class Counting:
         if cell.model.id in self.fail:
             raise ValueError(f"planted failure in {cell.model.id}")
         return fake_outcome(cell)
+
+
+_ARRIVED: list[bool] = []
+
+
+def recorded(cell, ctx) -> CellOutcome:
+    """Fake executor for ``smisbench run`` in subprocesses, steered by environment variables.
+
+    ``SMISBENCH_FAKE_LOG``: a file to append "<cell key> <pid>" to for each computed cell;
+    ``SMISBENCH_FAKE_BARRIER=DIR:N``: the first cell of each process waits until N processes have
+    reached theirs (so concurrent runs really overlap); ``SMISBENCH_FAKE_DELAY``: seconds per cell;
+    ``SMISBENCH_FAKE_HANG_AFTER=K``: the process hangs in its (K+1)-th cell (to be killed there).
+    """
+    pid = os.getpid()
+    barrier = os.environ.get("SMISBENCH_FAKE_BARRIER")
+    if barrier and not _ARRIVED:
+        _ARRIVED.append(True)
+        folder, _, count = barrier.rpartition(":")
+        Path(folder, str(pid)).touch()
+        deadline = time.monotonic() + 120
+        while len(os.listdir(folder)) < int(count) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    log = os.environ.get("SMISBENCH_FAKE_LOG")
+    hang_after = os.environ.get("SMISBENCH_FAKE_HANG_AFTER")
+    if hang_after is not None and log and Path(log).is_file():
+        if sum(line.endswith(f" {pid}") for line in Path(log).read_text().splitlines()) >= int(hang_after):
+            time.sleep(3600)
+    time.sleep(float(os.environ.get("SMISBENCH_FAKE_DELAY", "0")))
+    outcome = fake_outcome(cell)
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:  # one short append: whole lines even with 4 writers
+            handle.write(f"{cell.key} {pid}\n")
+    return outcome

@@ -77,3 +77,52 @@ def test_demo_skeleton_end_to_end(tmp_path: Path, capsys):
     capsys.readouterr()
     assert main(args) == 0  # a rerun resumes: nothing is recomputed
     assert "0 computed, 3 reused" in capsys.readouterr().out
+
+
+READ_ONLY_COMMANDS = {
+    "runs": ["runs"],
+    "compare": ["compare", "1", "2"],
+    "report": ["report", "--out", "REPORT"],
+    "baseline": ["baseline", "1", "--out", "BASELINE.json"],
+}
+
+
+@pytest.mark.parametrize("kind, problem", [("missing", "no results store"), ("empty", "empty file (0 bytes)"),
+                                           ("not sqlite", "not a SQLite file"), ("folder", "is a folder")])
+@pytest.mark.parametrize("command", sorted(READ_ONLY_COMMANDS))
+def test_read_only_commands_refuse_a_bad_store_and_change_nothing(tmp_path: Path, capsys, command: str, kind: str,
+                                                                  problem: str):
+    from test_benchmark_store import bad_store, snapshot
+
+    store = bad_store(tmp_path, kind)
+    before = snapshot(tmp_path)
+    argv = [str(tmp_path / a) if a.isupper() or a.endswith(".json") else a for a in READ_ONLY_COMMANDS[command]]
+    assert main([*argv, "--store", str(store)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"smisbench {command}: error: ") and problem in lines[0]
+    assert lines[1].strip().startswith("fix: ") and "Traceback" not in out + err
+    assert snapshot(tmp_path) == before  # nothing created, filled or written
+
+
+def test_read_only_commands_leave_a_store_as_it_was(tmp_path: Path, spec_file: Path, capsys):
+    from test_benchmark_store import snapshot
+
+    store = tmp_path / "data" / "s.sqlite"
+    common = ["--store", str(store), "--executor", "benchmark_fakes:plain", "--no-progress"]
+    assert main(["run", str(spec_file), *common]) == 0
+    assert main(["run", str(spec_file), *common]) == 0
+    before = snapshot(store.parent)
+    assert main(["runs", "--store", str(store)]) == 0
+    assert main(["compare", "1", "2", "--store", str(store)]) == 0
+    assert main(["baseline", "1", "--out", str(tmp_path / "b.json"), "--store", str(store)]) == 0
+    assert main(["report", "--out", str(tmp_path / "report"), "--store", str(store)]) == 0
+    assert main(["run", str(spec_file), "--dry-run", *common]) == 0
+    assert snapshot(store.parent) == before
+
+
+def test_dry_run_does_not_create_the_store(tmp_path: Path, spec_file: Path, capsys):
+    store = tmp_path / "new.sqlite"
+    assert main(["run", str(spec_file), "--dry-run", "--store", str(store), "--executor", "benchmark_fakes:plain"]) == 0
+    assert "0 cached, 6 to run" in capsys.readouterr().out
+    assert not store.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]

@@ -152,3 +152,125 @@ def test_two_concurrent_writers_do_not_corrupt(tmp_path: Path):
             for i in range(60):
                 cell_id = store.finished_cell(f"{name}-{i}")
                 assert store.values(cell_id) == {"fid": float(i), "mcsd": i / 10, "mocd": i / 100}
+
+
+# ----- opening: read-only never creates or changes anything; bad files are refused with the fix -----
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int, int, bytes]]:
+    """Every path under ``folder`` with its kind, size, mtime and content."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        stat = path.stat()
+        out[str(path.relative_to(folder))] = ("dir" if path.is_dir() else "file", stat.st_size, stat.st_mtime_ns,
+                                             b"" if path.is_dir() else path.read_bytes())
+    return out
+
+
+def bad_store(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "s.sqlite"
+    if kind == "empty":
+        path.touch()
+    elif kind == "not sqlite":
+        path.write_text("name = 'a spec, not a store'\n")
+    elif kind == "short":
+        path.write_bytes(b"SQLite")
+    elif kind == "folder":
+        path.mkdir()
+        (path / "inside.txt").write_text("x")
+    elif kind == "foreign":
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE t (x)")
+        conn.commit()
+        conn.close()
+    elif kind == "newer":
+        with Store(path) as store:
+            store.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    return path
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("missing", "no results store"), ("empty", "empty file (0 bytes)"), ("not sqlite", "not a SQLite file"),
+    ("short", "not a SQLite file"), ("folder", "is a folder"), ("foreign", "not a smisbench results store"),
+    ("newer", "schema version 99"),
+])
+def test_readonly_refuses_what_is_not_a_store_and_changes_nothing(tmp_path: Path, kind: str, problem: str):
+    path = bad_store(tmp_path, kind)
+    before = snapshot(tmp_path)
+    with pytest.raises(SmisbenchError) as err:
+        Store(path, readonly=True)
+    assert problem in err.value.problem and err.value.fix
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["not sqlite", "folder", "foreign", "newer"])
+def test_writer_refuses_to_overwrite_what_is_not_a_store(tmp_path: Path, kind: str):
+    path = bad_store(tmp_path, kind)
+    before = snapshot(tmp_path)
+    with pytest.raises(SmisbenchError):
+        Store(path)
+    assert snapshot(tmp_path) == before
+
+
+def test_writer_fills_an_empty_file(tmp_path: Path):
+    path = bad_store(tmp_path, "empty")
+    with Store(path) as store:
+        assert store.runs() == []
+    assert path.stat().st_size > 0
+
+
+def test_readonly_open_leaves_the_files_as_they_were(tmp_path: Path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        run = store.start_run("demo", "demo", "h", "", ENV)
+        store.record_cell(run, link(0), record("k1"), {"fid": 1.0}, {})
+        store.finish_run(run, "finished")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]  # the last writer folds the WAL back in
+    before = snapshot(tmp_path)
+    with Store(path, readonly=True) as store:
+        assert [r.status for r in store.runs()] == ["finished"]
+        assert store.values(store.finished_cell("k1")) == {"fid": 1.0}
+        with pytest.raises(sqlite3.OperationalError):
+            store.conn.execute("DELETE FROM results")
+    assert snapshot(tmp_path) == before
+
+
+def test_readonly_missing_ok_reads_as_empty_without_creating(tmp_path: Path):
+    with Store(tmp_path / "new.sqlite", readonly=True, missing_ok=True) as store:
+        assert store.runs() == [] and store.finished_cell("k") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def _as_version_1(path: Path) -> None:
+    """Turn a store into what smisbench wrote before runs recorded their process (schema version 1)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("DROP TABLE leases")
+    for column in ("pid", "hostname", "process_start", "heartbeat_at", "heartbeat_s"):
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+
+
+def test_version_1_store_is_read_as_is_and_upgraded_by_a_writer(tmp_path: Path):
+    path = tmp_path / "old.sqlite"
+    with Store(path) as store:
+        done = store.start_run("demo", "demo", "h", "", ENV)
+        store.record_cell(done, link(0), record("k1"), {"fid": 1.0}, {})
+        store.finish_run(done, "finished")
+        killed = store.start_run("demo", "demo", "h", "", ENV)
+        store.conn.execute("UPDATE runs SET started_at = '2020-01-01T00:00:00.000000+00:00' WHERE run_id = ?",
+                           (killed,))
+    _as_version_1(path)
+    before = snapshot(tmp_path)
+    with Store(path, readonly=True) as store:
+        assert store.version == 1
+        # no process recorded: a run silent for longer than the heartbeat allows is shown interrupted
+        assert [(r.status, r.recorded_status) for r in store.runs()] == [("finished", "finished"),
+                                                                         ("interrupted", "running")]
+    assert snapshot(tmp_path) == before
+    with Store(path) as store:
+        assert store.version == 2
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        store.start_run("demo", "demo", "h", "", ENV)  # a writer marks the dead run
+        assert store.run(killed)["status"] == "interrupted"
+        assert store.values(store.finished_cell("k1")) == {"fid": 1.0}

@@ -47,12 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--tolerance", action="append", default=[], metavar="METRIC=TOL",
                          help="override a tolerance: fid=0.5 (absolute, stored units) or fps=10%% (relative)")
     compare.add_argument("--allow-missing", action="store_true", help="a value missing from B is not a regression")
+    compare.add_argument("--allow-incomplete", action="store_true",
+                         help="compare a run that is running, interrupted or failed (flagged in the output)")
     compare.set_defaults(func=_compare)
 
     baseline = sub.add_parser("baseline", help="save a run's numbers as a baseline JSON file for `compare`")
     baseline.add_argument("run", help="run number, uuid prefix, latest or latest:SPEC")
     baseline.add_argument("--out", required=True, help="baseline file to write")
     baseline.add_argument("--store", default=_default_store(), help=STORE_HELP)
+    baseline.add_argument("--allow-incomplete", action="store_true",
+                          help="save a run that is running, interrupted or failed")
     baseline.set_defaults(func=_baseline)
 
     demo = sub.add_parser("demo", help="the main job: train tiny models on synthetic data, score all, write a report",
@@ -98,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
                          device=args.device)
-    with Store(args.store) as store:
+    # a dry run only reads: it never creates the store (a missing one plans as empty)
+    with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
         summary = run_spec(spec, store, load_executor(args.executor), options, dry_run=args.dry_run,
                            progress=not args.no_progress, fail_fast=args.fail_fast,
                            command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
@@ -106,24 +111,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from smisbench.benchmark.store import Store
-    from smisbench.errors import SmisbenchError
 
-    if not Path(args.store).is_file():
-        raise SmisbenchError(f"no results store {args.store}", "run a spec first, or pass --store FILE")
-    with Store(args.store) as store:
+    with Store(args.store, readonly=True) as store:
         runs = store.runs()
     if not runs:
         print(f"{args.store}: no runs")
         return 0
-    headers = ["run", "uuid", "spec", "table", "status", "started", "cells", "computed", "reused", "failed", "git"]
+    headers = ["run", "uuid", "spec", "table", "status", "started", "cells", "computed", "reused", "failed", "git",
+               "process"]
     rows = [[str(r.run_id), r.uuid[:8], r.spec_name, r.table, r.status, r.started_at[:19], str(r.cells),
-             str(r.computed), str(r.reused), str(r.failed), (r.git_commit or "—")[:12]] for r in runs]
+             str(r.computed), str(r.reused), str(r.failed), (r.git_commit or "—")[:12],
+             f"{r.pid}@{r.hostname}" if r.pid is not None else "—"] for r in runs]
     widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
     for line in [headers] + rows:
-        print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
+        print("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip())
     return 0
 
 
@@ -139,7 +141,8 @@ def _specs(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from smisbench.benchmark.compare import compare_values, format_deltas, load_baseline, parse_tolerance, values_of_run
+    from smisbench.benchmark.compare import (compare_values, completeness, format_deltas, load_baseline,
+                                             parse_tolerance, values_of_run)
     from smisbench.benchmark.store import Store
     from smisbench.errors import SmisbenchError
 
@@ -149,33 +152,42 @@ def _compare(args: argparse.Namespace) -> int:
             f"compare takes {'one run with --baseline' if args.baseline else 'two runs'}, got {len(args.runs)}",
             "write `smisbench compare RUN_A RUN_B` or `smisbench compare --baseline FILE RUN_B`")
     overrides = dict(parse_tolerance(t) for t in args.tolerance)
-    with Store(args.store) as store:
+    flags = []
+    with Store(args.store, readonly=True) as store:
         if args.baseline:
             title_a, values_a = load_baseline(args.baseline)
         else:
             run_a = store.resolve_run(args.runs[0])
-            title_a, values_a = f"run {run_a}", values_of_run(store, run_a)
+            flag_a = completeness(store, run_a, args.allow_incomplete)
+            title_a, values_a = f"run {run_a}{flag_a and f' ({flag_a})'}", values_of_run(store, run_a)
+            flags.append((run_a, flag_a))
         run_b = store.resolve_run(args.runs[-1])
+        flag_b = completeness(store, run_b, args.allow_incomplete)
+        flags.append((run_b, flag_b))
         values_b = values_of_run(store, run_b)
     deltas = compare_values(values_a, values_b, overrides)
     if args.allow_missing:
         from dataclasses import replace
 
         deltas = [replace(d, verdict="same") if d.verdict == "missing" else d for d in deltas]
-    print(format_deltas(deltas, title_a, f"run {run_b}"))
+    for run_id, flag in dict(flags).items():
+        if flag:
+            print(f"warning: run {run_id} is {flag}; its numbers are not the full run's")
+    print(format_deltas(deltas, title_a, f"run {run_b}{flag_b and f' ({flag_b})'}"))
     if not deltas:
         raise SmisbenchError("the two sides hold no numbers to compare", "compare runs that finished cells")
     return 1 if any(d.regression for d in deltas) else 0
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from smisbench.benchmark.compare import save_baseline
+    from smisbench.benchmark.compare import completeness, save_baseline
     from smisbench.benchmark.store import Store
 
-    with Store(args.store) as store:
+    with Store(args.store, readonly=True) as store:
         run_id = store.resolve_run(args.run)
+        flag = completeness(store, run_id, args.allow_incomplete)
         count = save_baseline(store, run_id, args.out)
-    print(f"wrote {count} values of run {run_id} to {args.out}")
+    print(f"wrote {count} values of run {run_id}{flag and f' ({flag})'} to {args.out}")
     return 0
 
 

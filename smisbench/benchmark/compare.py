@@ -102,6 +102,24 @@ def values_of_run(store: Store, run_id: int) -> dict[Key, dict[str, Any]]:
     return out
 
 
+def completeness(store: Store, run_id: int, allow: bool) -> str:
+    """'' for a finished run; for a running, interrupted or failed one the flag to show when ``allow``,
+    else the error and its fix (its numbers are not the full run's, so a comparison would mislead)."""
+    info = store.run_info(run_id)
+    if info.status == "finished":
+        return ""
+    held = f"{info.computed + info.reused} finished cell(s)" + (f", {info.failed} failed" if info.failed else "")
+    if allow:
+        return f"{info.status.upper()}, incomplete: {held}"
+    spec = info.spec_source or info.spec_name
+    fix = {"running": "wait until it finishes (`smisbench runs` shows its state)",
+           "failed": f"fix what failed and run its spec ({spec}) again: `smisbench run` reuses the finished cells",
+           }.get(info.status, f"run its spec ({spec}) again: `smisbench run` resumes it into a new run; "
+                              "compare that one")
+    raise SmisbenchError(f"run {run_id} is {info.status} ({held}), so its numbers are incomplete",
+                         f"{fix}, or pass --allow-incomplete to use what it holds")
+
+
 def save_baseline(store: Store, run_id: int, path: str | Path) -> int:
     """Write a run's numbers to a JSON baseline file (kept in a user's repository for CI)."""
     run = store.run(run_id)

@@ -16,6 +16,8 @@ from typing import Any, Callable, TextIO
 
 from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.cells import Cell, RunOptions, expand_cells
+from smisbench.benchmark.leases import DONE, FAILED, LEASED, claim_cell, live_lease
+from smisbench.benchmark.liveness import HEARTBEAT_S
 from smisbench.benchmark.spec import BenchmarkSpec
 from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Store, now
 from smisbench.errors import SmisbenchError
@@ -119,6 +121,8 @@ def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: Tex
             status += f"; lacks {', '.join(lacking)})" if lacking else ")"
         elif found is not None:
             status = f"to run again (lacks {', '.join(lacking)})"
+        elif (holder := live_lease(store, cell.key)) is not None:
+            status = f"being computed by run {holder}"
         else:
             status = "to run"
             if cell.model.train:
@@ -134,12 +138,16 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
              options: RunOptions | None = None, *, dry_run: bool = False, progress: bool = True,
              fail_fast: bool = False, stream: TextIO | None = None, command: str | None = None,
              environment: Callable[[str], dict[str, Any]] = _environment,
-             redo_incomplete: bool = False) -> RunSummary:
+             redo_incomplete: bool = False, heartbeat_s: float = HEARTBEAT_S, poll_s: float = 0.5) -> RunSummary:
     """Run every cell of ``spec`` not already finished in ``store``.
 
     Interrupting (Ctrl-C) marks the run interrupted and re-raises; cells finished so far stay
-    in the store, so running the same spec again does only the rest. ``redo_incomplete`` also
-    reruns finished cells that lack a value (a metric that was not available when they ran).
+    in the store, so running the same spec again does only the rest (a killed run is marked
+    interrupted by the next one). ``redo_incomplete`` also reruns finished cells that lack a
+    value (a metric that was not available when they ran). Several runs of one spec into one
+    store share the cells through leases (``leases``): each cell is computed once, and a run
+    whose remaining cells are all being computed by others waits (polling every ``poll_s``)
+    and links their results, so every run ends with all its cells.
     """
     stream = stream or sys.stdout
     options = options or RunOptions()
@@ -151,7 +159,7 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     executor = executor or default_executor()
     device = options.device or spec.device
     env = environment(device)
-    run_id = store.start_run(spec.name, spec.table, spec.sha256, spec.text, env, spec.source, command)
+    run_id = store.start_run(spec.name, spec.table, spec.sha256, spec.text, env, spec.source, command, heartbeat_s)
     summary.run_id = run_id
     context = ExecutionContext(options.artifacts_dir or store.artifacts_dir)
 
@@ -169,18 +177,10 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     from tqdm import tqdm
 
     bar = tqdm(total=len(pending), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast)
     try:
-        for cell in pending:
-            bar.set_postfix_str(cell.title)
-            found = _done(store, cell, redo_incomplete)  # another process may have finished it meanwhile
-            if found is not None:
-                store.link_cell(run_id, found, _link(cell), reused=True)
-                summary.reused.append(cell)
-                bar.update(1)
-                continue
-            if not _run_cell(cell, spec, store, run_id, executor, context, env, summary) and fail_fast:
-                break
-            bar.update(1)
+        with store.heartbeat(run_id, heartbeat_s):
+            work.all(pending, poll_s)
     except BaseException:
         bar.close()
         store.finish_run(run_id, "interrupted")
@@ -192,6 +192,60 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     for cell, error in summary.failed:
         print(f"  failed: {cell.title}: {error.splitlines()[0] if error else ''}", file=stream)
     return summary
+
+
+@dataclass
+class _Work:
+    """The pending cells of one run: claim each, compute the ones this run holds, wait for the others."""
+
+    spec: BenchmarkSpec
+    store: Store
+    run_id: int
+    executor: Executor
+    context: ExecutionContext
+    env: dict[str, Any]
+    summary: RunSummary
+    bar: Any
+    stream: TextIO
+    redo_incomplete: bool
+    fail_fast: bool
+
+    def all(self, pending: list[Cell], poll_s: float) -> None:
+        waiting: dict[str, int] = {}  # cell key -> the run found computing it
+        said = False
+        while pending:
+            deferred = [cell for cell in pending if not self.one(cell, waiting)]
+            if self.fail_fast and self.summary.failed:
+                return
+            if deferred and len(deferred) == len(pending):  # all left are computed by others: wait for them
+                if not said:
+                    holders = ", ".join(str(r) for r in sorted({waiting[c.key] for c in deferred}))
+                    print(f"run {self.run_id}: waiting for {len(deferred)} cells that run(s) {holders} compute",
+                          file=self.stream)
+                    said = True
+                time.sleep(poll_s)
+            pending = deferred
+
+    def one(self, cell: Cell, waiting: dict[str, int]) -> bool:
+        """Claim and settle one cell; False when another live run holds it (try again later)."""
+        if self.fail_fast and self.summary.failed:
+            return True  # stop: settle nothing more
+        def usable(cell_id: int) -> bool:  # --redo-incomplete: a result that lacks a value is done again
+            return not (self.redo_incomplete and missing_values(self.store, cell_id, cell))
+
+        claim = claim_cell(self.store, self.run_id, cell.key, _link(cell), usable, waiting.get(cell.key))
+        if claim.state == LEASED:
+            waiting[cell.key] = claim.holder
+            return False
+        if claim.state == DONE:
+            self.summary.reused.append(cell)
+        elif claim.state == FAILED:
+            self.summary.failed.append((cell, f"failed in run {claim.holder}: {claim.error or ''}"))
+        else:
+            self.bar.set_postfix_str(cell.title)
+            _run_cell(cell, self.spec, self.store, self.run_id, self.executor, self.context, self.env, self.summary)
+        self.bar.update(1)
+        return True
 
 
 def _run_cell(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, executor: Executor,

@@ -4,6 +4,10 @@ SQLite in WAL mode with a busy timeout, and every write in one ``BEGIN IMMEDIATE
 transaction, so a cell appears whole or not at all, an interrupted run leaves no half
 rows, and two processes writing into the same file wait for each other instead of
 corrupting it. (WAL needs a local file system; do not put the store on NFS.)
+
+A run records the process that does it and renews a heartbeat (``liveness``), so a run
+that was killed is shown, and by the next writer marked, as interrupted. Opening the file
+(and its schema) is ``storefile``; cell leases between concurrent runs are ``leases``.
 """
 
 from __future__ import annotations
@@ -13,101 +17,16 @@ import datetime as _dt
 import json
 import math
 import sqlite3
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from smisbench.benchmark import storefile
+from smisbench.benchmark.liveness import HEARTBEAT_S, Heartbeat, ProcessId, is_gone, this_process
 from smisbench.errors import SmisbenchError
 
-SCHEMA_VERSION = 1
 DEFAULT_STORE = Path("smisbench.sqlite")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    uuid TEXT NOT NULL UNIQUE,
-    spec_name TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    spec_sha256 TEXT NOT NULL,
-    spec_source TEXT,
-    spec_text TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    git_commit TEXT,
-    environment TEXT NOT NULL,
-    command TEXT
-);
-CREATE TABLE IF NOT EXISTS cells (
-    cell_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cell_key TEXT NOT NULL,
-    run_id INTEGER NOT NULL REFERENCES runs(run_id),
-    status TEXT NOT NULL CHECK (status IN ('finished', 'failed')),
-    model_name TEXT NOT NULL,
-    model_config TEXT NOT NULL,
-    checkpoint TEXT,
-    checkpoint_sha256 TEXT,
-    dataset TEXT NOT NULL,
-    split TEXT NOT NULL,
-    dataset_options TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    weights_sha256 TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    spec_sha256 TEXT NOT NULL,
-    git_commit TEXT,
-    versions TEXT NOT NULL,
-    device TEXT NOT NULL,
-    device_name TEXT,
-    dtype TEXT NOT NULL,
-    threads INTEGER,
-    wall_time_s REAL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL,
-    notes TEXT NOT NULL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS cells_by_key ON cells (cell_key, status);
-CREATE TABLE IF NOT EXISTS run_cells (
-    run_id INTEGER NOT NULL REFERENCES runs(run_id),
-    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
-    cell_index INTEGER NOT NULL,
-    model_id TEXT NOT NULL,
-    model_label TEXT NOT NULL,
-    dataset_id TEXT NOT NULL,
-    dataset_label TEXT NOT NULL,
-    reused INTEGER NOT NULL,
-    PRIMARY KEY (run_id, cell_id)
-);
-CREATE TABLE IF NOT EXISTS results (
-    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
-    metric TEXT NOT NULL,
-    value REAL,
-    PRIMARY KEY (cell_id, metric)
-);
-CREATE TABLE IF NOT EXISTS provenance (
-    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (cell_id, key)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    artifact_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER REFERENCES runs(run_id),
-    cell_id INTEGER REFERENCES cells(cell_id),
-    kind TEXT NOT NULL,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    meta TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
 
 
 def now() -> str:
@@ -173,6 +92,8 @@ class ArtifactRecord:
 
 @dataclass(frozen=True)
 class RunInfo:
+    """A run as commands show it: ``status`` is ``interrupted`` for a ``running`` run whose process is gone."""
+
     run_id: int
     uuid: str
     spec_name: str
@@ -186,48 +107,89 @@ class RunInfo:
     computed: int
     reused: int
     failed: int
+    recorded_status: str = ""  # as written in the store (a killed run could not write its end)
+    hostname: str | None = None
+    pid: int | None = None
+    spec_source: str | None = None
+
+
+_RUNS_SQL = (
+    "SELECT r.*, COUNT(rc.cell_id) AS n, MAX(c.finished_at) AS last_cell_at,"
+    " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 0 THEN 1 ELSE 0 END) AS computed,"
+    " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 1 THEN 1 ELSE 0 END) AS reused,"
+    " SUM(CASE WHEN c.status = 'failed' THEN 1 ELSE 0 END) AS failed"
+    " FROM runs r LEFT JOIN run_cells rc ON rc.run_id = r.run_id LEFT JOIN cells c ON c.cell_id = rc.cell_id"
+    " {where} GROUP BY r.run_id ORDER BY r.run_id"
+)
+
+
+def _get(row: sqlite3.Row, key: str) -> Any:
+    """A column that a version-1 store lacks reads as None."""
+    return row[key] if key in row.keys() else None
+
+
+def run_gone(row: sqlite3.Row, me: ProcessId | None = None) -> bool:
+    """Whether the process of a ``running`` run row is gone; a version-1 run (no heartbeat) was last seen
+    alive when it started or last finished a cell."""
+    beat = _get(row, "heartbeat_at") or max(s for s in (row["started_at"], _get(row, "last_cell_at")) if s)
+    return is_gone(_get(row, "hostname"), _get(row, "pid"), _get(row, "process_start"), beat,
+                   _get(row, "heartbeat_s"), me=me)
+
+
+def interrupt(conn: sqlite3.Connection, run_id: int) -> None:
+    """Mark a ``running`` run whose process is gone as interrupted, ended at its last heartbeat; free its leases."""
+    conn.execute("UPDATE runs SET status = 'interrupted', finished_at = COALESCE(heartbeat_at, started_at)"
+                 " WHERE run_id = ? AND status = 'running'", (run_id,))
+    conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
 
 
 class Store:
-    """A results store file; open one per process (connections are not shared across processes)."""
+    """A results store file; open one per process (connections are not shared across processes).
 
-    def __init__(self, path: str | Path = DEFAULT_STORE, timeout_s: float = 120.0):
+    ``readonly=True`` opens an existing store strictly for reading (what ``runs``, ``compare``,
+    ``report`` and ``baseline`` use) and never creates or changes a file; with ``missing_ok`` a
+    store that does not exist yet reads as empty (a dry run plans against it).
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, timeout_s: float = 120.0, *, readonly: bool = False,
+                 missing_ok: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self._set_wal(timeout_s)
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        with self.transaction() as conn:
-            # executescript() would commit mid-transaction, so the statements run one by one
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row["value"]) != SCHEMA_VERSION:
-                raise SmisbenchError(
-                    f"store {self.path} has schema version {row['value']}, this smisbench writes {SCHEMA_VERSION}",
-                    "use another --store file, or the smisbench version that wrote this one",
-                )
+        self.readonly = readonly
+        self.conn: sqlite3.Connection | None = None
+        if readonly and missing_ok and not self.path.exists():
+            self.conn, self.version = storefile.memory_store(), storefile.SCHEMA_VERSION
+            return
+        try:
+            self.version = self._open_readonly(timeout_s) if readonly else self._open_writable(timeout_s)
+        except BaseException as err:
+            if self.conn is not None:
+                self.conn.close()
+            if isinstance(err, sqlite3.Error):
+                raise storefile.open_error(self.path, err) from None
+            raise
 
-    def _set_wal(self, timeout_s: float) -> None:
-        # Switching a fresh file to WAL needs a moment alone with it; retry while another process creates it.
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                break
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        if str(mode).lower() != "wal":
-            raise SmisbenchError(f"store {self.path} cannot use write-ahead logging (journal mode {mode})",
-                                 "put the store on a local disk (not a network file system)")
+    def _open_readonly(self, timeout_s: float) -> int:
+        storefile.check_file(self.path, writable=False)
+        self.conn = storefile.connect(self.path, readonly=True, timeout_s=timeout_s)
+        return storefile.check_readable(self.conn, self.path)
+
+    def _open_writable(self, timeout_s: float) -> int:
+        storefile.check_file(self.path, writable=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SmisbenchError(f"cannot create the folder of store {self.path}: {err.strerror}",
+                                 "pass --store in a folder you can write") from None
+        self.conn = storefile.connect(self.path, readonly=False, timeout_s=timeout_s)
+        storefile.check_writable(self.conn, self.path)
+        storefile.use_wal(self.conn, self.path, timeout_s)
+        with self.transaction() as conn:
+            storefile.ensure_schema(conn, self.path)
+        return storefile.SCHEMA_VERSION
+
+    @property
+    def has_leases(self) -> bool:
+        return self.version >= 2
 
     @property
     def artifacts_dir(self) -> Path:
@@ -235,6 +197,8 @@ class Store:
         return self.path.with_name(self.path.stem + ".artifacts")
 
     def close(self) -> None:
+        if not self.readonly:
+            storefile.leave_wal(self.conn)
         self.conn.close()
 
     def __enter__(self) -> "Store":
@@ -244,44 +208,76 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """All-or-nothing write; takes the write lock at the start so concurrent writers queue."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        conn = conn or self.conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            yield conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     # ----- runs -----
     def start_run(self, spec_name: str, table: str, spec_sha256: str, spec_text: str, environment: dict[str, Any],
-                  spec_source: str | None = None, command: str | None = None) -> int:
+                  spec_source: str | None = None, command: str | None = None,
+                  heartbeat_s: float = HEARTBEAT_S) -> int:
+        """A new ``running`` run owned by this process; runs whose process is gone are marked interrupted first."""
+        me = this_process()
         with self.transaction() as conn:
+            for row in conn.execute(_RUNS_SQL.format(where="WHERE r.status = 'running'")).fetchall():
+                if run_gone(row, me):
+                    interrupt(conn, row["run_id"])
+            stamp = now()
             cur = conn.execute(
                 "INSERT INTO runs (uuid, spec_name, table_name, spec_sha256, spec_source, spec_text, status,"
-                " started_at, git_commit, environment, command) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (uuid.uuid4().hex, spec_name, table, spec_sha256, spec_source, spec_text, now(),
-                 environment.get("git_commit"), _json(environment), command),
+                " started_at, git_commit, environment, command, pid, hostname, process_start, heartbeat_at,"
+                " heartbeat_s) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (uuid.uuid4().hex, spec_name, table, spec_sha256, spec_source, spec_text, stamp,
+                 environment.get("git_commit"), _json(environment), command, me.pid, me.hostname, me.start,
+                 stamp, float(heartbeat_s)),
             )
             return int(cur.lastrowid)
+
+    def heartbeat(self, run_id: int, interval_s: float = HEARTBEAT_S) -> Heartbeat:
+        """Use as ``with``: renews the run's heartbeat and its cell leases from a thread while the run works.
+
+        A run that another process took for gone (a long suspend) but that beats again is running again.
+        """
+        conn = storefile.connect(self.path, readonly=False, timeout_s=max(1.0, interval_s))
+
+        def beat() -> None:
+            stamp = now()
+            with self.transaction(conn) as c:
+                c.execute("UPDATE runs SET heartbeat_at = ?, status = 'running', finished_at = NULL"
+                          " WHERE run_id = ? AND status IN ('running', 'interrupted')", (stamp, run_id))
+                c.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (stamp, run_id))
+
+        return Heartbeat(beat, interval_s, close=conn.close)
 
     def finish_run(self, run_id: int, status: str) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, now(), run_id))
+            conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
 
     def runs(self) -> list[RunInfo]:
-        rows = self.conn.execute(
-            "SELECT r.*, COUNT(rc.cell_id) AS n,"
-            " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 0 THEN 1 ELSE 0 END) AS computed,"
-            " SUM(CASE WHEN c.status = 'finished' AND rc.reused = 1 THEN 1 ELSE 0 END) AS reused,"
-            " SUM(CASE WHEN c.status = 'failed' THEN 1 ELSE 0 END) AS failed"
-            " FROM runs r LEFT JOIN run_cells rc ON rc.run_id = r.run_id LEFT JOIN cells c ON c.cell_id = rc.cell_id"
-            " GROUP BY r.run_id ORDER BY r.run_id"
-        ).fetchall()
-        return [RunInfo(r["run_id"], r["uuid"], r["spec_name"], r["table_name"], r["status"], r["started_at"],
-                        r["finished_at"], r["git_commit"], r["spec_sha256"], r["n"], r["computed"] or 0,
-                        r["reused"] or 0, r["failed"] or 0) for r in rows]
+        """Every run, oldest first, with the status it has now (see ``RunInfo``); writes nothing."""
+        me = this_process()
+        return [self._info(r, me) for r in self.conn.execute(_RUNS_SQL.format(where="")).fetchall()]
+
+    def run_info(self, run_id: int) -> RunInfo:
+        self.run(run_id)  # a clear error for an unknown run
+        row = self.conn.execute(_RUNS_SQL.format(where="WHERE r.run_id = ?"), (run_id,)).fetchone()
+        return self._info(row, this_process())
+
+    @staticmethod
+    def _info(r: sqlite3.Row, me: ProcessId) -> RunInfo:
+        status = "interrupted" if r["status"] == "running" and run_gone(r, me) else r["status"]
+        return RunInfo(r["run_id"], r["uuid"], r["spec_name"], r["table_name"], status, r["started_at"],
+                       r["finished_at"], r["git_commit"], r["spec_sha256"], r["n"], r["computed"] or 0,
+                       r["reused"] or 0, r["failed"] or 0, r["status"], _get(r, "hostname"), _get(r, "pid"),
+                       r["spec_source"])
 
     def run(self, run_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -366,6 +362,7 @@ class Store:
                     (run_id, cell_id, art.kind, art.path, art.sha256, _json(art.meta), now()),
                 )
             self._link(conn, run_id, cell_id, link, reused=False)
+            conn.execute("DELETE FROM leases WHERE cell_key = ? AND run_id = ?", (record.cell_key, run_id))
         return cell_id
 
     def cell(self, cell_id: int) -> dict[str, Any]:

@@ -24,12 +24,9 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from smisbench.benchmark.store import Store
-    from smisbench.errors import SmisbenchError
     from smisbench.reports.build import report_tables, write_report
 
-    if not Path(args.store).is_file():
-        raise SmisbenchError(f"no results store {args.store}", "run a spec first (`smisbench run SPEC --store FILE`)")
-    with Store(args.store) as store:
+    with Store(args.store, readonly=True) as store:  # a report never creates or changes the store
         tables = report_tables(store, args.table)
         written = write_report(store, args.out, tables, args.title)
     print(f"wrote {len(written)} files for {', '.join(tables)} to {args.out} (open {Path(args.out) / 'index.html'})")
