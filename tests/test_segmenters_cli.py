@@ -89,3 +89,31 @@ def test_segmenters_lists_names_checkpoints_and_protocols(capsys):
             "mmseg_upernet_r101_ade20k", "mmseg_upernet_r101_cityscapes"} <= names
     protocols = {p["name"]: p for p in listing["protocols"]}
     assert protocols["ade20k-upernet101"]["absent_class_rule"] == "sceneparsing"
+
+
+def test_segment_refuses_a_bare_sha256_for_a_two_file_segmenter(tmp_path, capsys):
+    """CSAIL's UperNet has an encoder and a decoder file: a bare pin cannot say which (it was dropped silently)."""
+    (tmp_path / "a").mkdir()
+    code = main(["segment", "--images", str(tmp_path / "a"), "--labels", str(tmp_path / "a"),
+                 "--segmenter", "csail_upernet101_ade20k", "--sha256", "ab" * 32])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "encoder, decoder" in err
+    assert "fix: pass one per file as --sha256 encoder=HEX --sha256 decoder=HEX" in err
+
+
+def test_segment_refuses_a_sha256_for_an_unknown_role(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    code = main(["segment", "--images", str(tmp_path / "a"), "--labels", str(tmp_path / "a"),
+                 "--segmenter", "csail_upernet101_ade20k", "--sha256", "encoder=ab", "--sha256", "weights=cd"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint role 'weights'" in err and "its roles are: encoder, decoder" in err
+
+
+def test_sha256_pins_per_role_and_bare_for_one_file_segmenters():
+    from smisbench.segmenters.cli import _sha256_pins
+
+    assert _sha256_pins(["encoder=AA", "decoder=bb"], "csail", ("encoder", "decoder")) == {"encoder": "AA", "decoder": "bb"}
+    assert _sha256_pins(["cafe"], "drn", ("weights",)) == {"weights": "cafe"}
+    assert _sha256_pins([], "drn", ("weights",)) == {}

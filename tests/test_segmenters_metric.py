@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -56,3 +58,63 @@ def test_missing_segmenter_is_a_clear_error():
     data = SyntheticSMIS("test", length=2)
     with pytest.raises(Exception, match="protocol.segmenter"):
         evaluate(Oracle(data), data, data.config, ["miou"], EvalProtocol(), "cpu", progress=False)
+
+
+def _context(**changes):
+    from smisbench.metrics.registry import EvalContext
+
+    data = SyntheticSMIS("test", length=3)
+    protocol = EvalProtocol(segmenter="synthetic-fcn", segmenter_train_steps=3)
+    return data, EvalContext(Oracle(data), data, data.config, protocol, torch.device("cpu"), **changes)
+
+
+def test_batches_without_names_are_scored(monkeypatch):
+    """A batch with no ``name`` key used to raise IndexError at its second image."""
+    from smisbench.imaging import to_uint8
+    from smisbench.segmenters import metric
+
+    data, ctx = _context()
+    sources, scored = [], []
+
+    class Convention:
+        def convert(self, label, source):
+            sources.append(source)
+            return label
+
+    ctx.shared["segmentation"] = {"segmenter": None, "protocol": None, "convention": Convention(), "seen": set(),
+                                  "confusion": None}
+    monkeypatch.setattr(metric, "score_pair", lambda segmenter, image, *rest: scored.append(image))
+    batch = {"label": torch.stack([data[i]["label"] for i in range(3)])}
+    generated = torch.stack([data[i]["image"] for i in range(3)])
+    metric.SegmentationMetric(ctx).on_batch(ctx, batch, 6, generated)
+    assert sources == ["item 6", "item 7", "item 8"]
+    assert len(scored) == 3 and all(torch.equal(a, b) for a, b in zip(scored, to_uint8(generated)))
+    metric.SegmentationMetric(ctx).on_batch(ctx, {**batch, "name": ["a", "b", "c"]}, 9, generated)
+    assert sources[3:] == ["a", "b", "c"]
+
+
+def test_suite_trained_segmenter_is_cached_under_xdg_cache_home(monkeypatch, tmp_path):
+    from smisbench.segmenters import metric, synthetic_fcn
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def trained_checkpoint(cache, *args, **kwargs):
+        seen["cache"] = Path(cache)
+        raise Stop
+
+    monkeypatch.setattr(synthetic_fcn, "trained_checkpoint", trained_checkpoint)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(Stop):
+        metric._segmenter(_context()[1])
+    assert seen["cache"] == tmp_path / "xdg" / "smisbench" / "segmenters"
+    with pytest.raises(Stop):  # an explicit stats cache still wins
+        metric._segmenter(_context(stats_cache_dir=tmp_path / "stats")[1])
+    assert seen["cache"] == tmp_path / "stats" / "segmenters"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(Stop):
+        metric._segmenter(_context()[1])
+    assert seen["cache"] == tmp_path / "home" / ".cache" / "smisbench" / "segmenters"

@@ -11,13 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from smisbench.imaging import to_uint8_array
 from smisbench.io import atomic_open
-
-
-def to_uint8(images: Any) -> np.ndarray:
-    """(N, 3, H, W) tensor in [-1, 1] -> (N, H, W, 3) uint8."""
-    array = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().cpu().numpy()
-    return array.transpose(0, 2, 3, 1)
 
 
 def smis_grid(model: Any, item: dict, config: Any, rows: int, seed: int) -> dict[str, np.ndarray]:
@@ -47,11 +42,11 @@ def smis_grid(model: Any, item: dict, config: Any, rows: int, seed: int) -> dict
             else:
                 columns.append(sample_global(model, semantics, rows, generator))
         base_image = model.generate(semantics, base)
-    images = np.stack([to_uint8(col) for col in columns], axis=1)  # (rows, columns, H, W, 3)
+    images = np.stack([to_uint8_array(col) for col in columns], axis=1)  # (rows, columns, H, W, 3)
     names = list(getattr(config, "class_names", ()) or ())
     return {
         "images": images,
-        "base": to_uint8(base_image)[0],
+        "base": to_uint8_array(base_image)[0],
         "label": label.cpu().numpy().astype(np.int32),
         "classes": np.array(classes, dtype=np.int32),
         "class_names": np.array([names[c] if c < len(names) else str(c) for c in classes]),

@@ -6,20 +6,7 @@ import numpy as np
 import torch
 
 from smisbench.datasets_config import DatasetConfig
-
-
-def voc_palette(count: int) -> np.ndarray:
-    """The PASCAL VOC bit-interleaving palette: distinct, deterministic colours for any class count."""
-    colors = np.zeros((count, 3), dtype=np.uint8)
-    for index in range(count):
-        value, r, g, b = index, 0, 0, 0
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        colors[index] = (r, g, b)
-    return colors
+from smisbench.imaging import from_uint8, voc_palette
 
 
 def palette_for(config: DatasetConfig) -> np.ndarray:
@@ -38,5 +25,5 @@ def palette_for(config: DatasetConfig) -> np.ndarray:
 def colorize(label: torch.Tensor, config: DatasetConfig) -> torch.Tensor:
     """(B, H, W) or (H, W) ids -> (B, 3, H, W) or (3, H, W) float in [-1, 1] (for image grids)."""
     colors = torch.from_numpy(palette_for(config)).to(label.device)
-    rgb = colors[label.long().clamp(0, len(colors) - 1)].float().div(127.5).sub(1.0)
+    rgb = from_uint8(colors[label.long().clamp(0, len(colors) - 1)])
     return rgb.movedim(-1, -3)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.imaging import from_uint8
 
 MODES = ("resize_and_crop", "fixed", "none")
 
@@ -113,7 +114,7 @@ class Preprocess:
         """RGB -> (3, H, W) float in [-1, 1] (bicubic resize, as ``transforms.Resize`` on PIL)."""
         image = self._geometry(image, Image.Resampling.BICUBIC, top, left, flip)
         array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
-        return array.float().div_(127.5).sub_(1.0)
+        return from_uint8(array)
 
     def ids(self, ids: Image.Image, top: int, left: int, flip: bool) -> torch.Tensor:
         """Label or instance ids -> (H, W) int64 (nearest resize: ids are never blended)."""

@@ -67,6 +67,7 @@ from tqdm import tqdm
 from smisbench.data.preprocess import size_pair
 from smisbench.datasets_config import DatasetConfig, register_dataset
 from smisbench.errors import SmisbenchError
+from smisbench.imaging import from_uint8
 from smisbench.io import atomic_open
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "bar", "ring")
@@ -263,7 +264,7 @@ class SyntheticSMIS(Dataset):
         label, image = self.arrays(index)
         return {
             "label": torch.from_numpy(label.astype(np.int64)),
-            "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),
+            "image": from_uint8(torch.from_numpy(image).permute(2, 0, 1)),
             "name": self.name(index),
             "style": torch.from_numpy(self.style(index)).float(),
         }

@@ -76,6 +76,7 @@ class FIDMetric(Metric):
         self.fake.add(extract_features(self.extractor, fake_u8, p.batch_size))
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
+        from smisbench.imaging import UINT8_RULE
         from smisbench.metrics.fid import frechet_distance, save_cached_stats, statistics
 
         real = self.cached
@@ -88,7 +89,7 @@ class FIDMetric(Metric):
             "samples": self.fake.count, "real_stats_cached": self.cached is not None,
             "stats_key": None if self.key is None else self.key.to_dict(),
             "inception_resize": "torch-fidelity TF1-compatible bilinear to 299x299",
-            "format": "uint8 in memory (round((x + 1) * 127.5)), as a PNG would store it",
+            "format": f"uint8 in memory ({UINT8_RULE}), as a PNG would store it",
         }
         return {"fid": value}
 

@@ -99,13 +99,14 @@ def _load_rgb(path: str):
     from PIL import Image
 
     from smisbench.errors import SmisbenchError
+    from smisbench.imaging import from_uint8
 
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32)
+            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError) as err:
         raise SmisbenchError(f"cannot read image {path}: {err}", "pass a PNG or JPEG file") from None
-    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
+    return from_uint8(torch.from_numpy(array.copy()).permute(2, 0, 1)[None])
 
 
 def _lpips(args: argparse.Namespace) -> int:

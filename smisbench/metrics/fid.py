@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from smisbench import imaging
 from smisbench.errors import SmisbenchError, WeightsError
 from smisbench.io import atomic_open
 from smisbench.metrics.lpips_metric import check_image_range
@@ -75,9 +76,12 @@ def load_inception(store_dir: str | os.PathLike | None = None, device: torch.dev
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] -> uint8 as a PNG writer stores them (round half up of (x + 1) * 127.5)."""
+    """Images in [-1, 1] -> uint8 as a PNG writer stores them (``smisbench.imaging.to_uint8``).
+
+    The range check first: FID must refuse [0, 255] or [0, 1] inputs rather than clamp them.
+    """
     check_image_range(images)
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).add_(0.5).floor_().to(torch.uint8)
+    return imaging.to_uint8(images)
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int], resize_filter: str) -> torch.Tensor:

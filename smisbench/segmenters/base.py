@@ -26,7 +26,7 @@ def as_pil_rgb(image: torch.Tensor | np.ndarray | Image.Image) -> Image.Image:
             raise ValueError(f"expected a (3, H, W) image tensor, got {tuple(image.shape)}")
         if image.dtype != torch.uint8:
             raise ValueError("image tensors must be uint8 RGB (0..255), as read from a PNG; "
-                             "convert generator outputs with (x + 1) * 127.5, rounded")
+                             "convert generator outputs with smisbench.imaging.to_uint8")
         image = image.permute(1, 2, 0).cpu().numpy()
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:

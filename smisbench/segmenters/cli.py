@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="checkpoint file, ROLE=PATH for multi-file segmenters, or a folder holding the released "
                           "file names (repeatable)")
     seg.add_argument("--sha256", action="append", default=[], metavar="[ROLE=]HEX",
-                     help="require this sha256 (or prefix) for the checkpoint")
+                     help="require this sha256 (or prefix) for the checkpoint; ROLE=HEX for each file of a "
+                          "multi-file segmenter (repeatable)")
     seg.add_argument("--allow-global", action="append", default=[], metavar="MODULE.NAME",
                      help="allow this pickled global while loading the checkpoint (only for files you trust)")
     seg.add_argument("--predictions", action="store_true",
@@ -59,14 +60,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=_list)
 
 
-def _pairs(values: list[str], default_role: str | None) -> dict[str, str]:
-    out = {}
+def _sha256_pins(values: list[str], segmenter: str, roles: tuple[str, ...]) -> dict[str, str]:
+    """``--sha256 [ROLE=]HEX`` values -> ``{role: hex}``; never drops one silently.
+
+    A bare HEX names the only file of a one-file segmenter; for a multi-file one (CSAIL's UperNet:
+    encoder and decoder) it is ambiguous, so it is refused with the per-role form to use.
+    """
+    from smisbench.errors import SmisbenchError
+
+    out: dict[str, str] = {}
     for value in values:
-        role, sep, rest = value.partition("=")
-        if sep:
-            out[role] = rest
-        elif default_role:
-            out[default_role] = value
+        role, sep, digest = value.partition("=")
+        if not sep:
+            if len(roles) != 1:
+                raise SmisbenchError(
+                    f"--sha256 {value} does not say which of {segmenter}'s {len(roles)} files "
+                    f"({', '.join(roles)}) it pins",
+                    "pass one per file as " + " ".join(f"--sha256 {r}=HEX" for r in roles),
+                )
+            role, digest = roles[0], value
+        if role not in roles:
+            raise SmisbenchError(f"--sha256 {value}: {segmenter} has no checkpoint role {role!r}",
+                                 f"its roles are: {', '.join(roles)}")
+        if role in out and out[role] != digest:
+            raise SmisbenchError(f"--sha256 pins {role} twice ({out[role]} and {digest})", "pass one sha256 per file")
+        out[role] = digest
     return out
 
 
@@ -124,10 +142,9 @@ def _segment(args) -> int:
         from smisbench.segmenters.registry import get_spec, load_segmenter
 
         spec = get_spec(protocol.segmenter)
-        default_role = spec.roles[0] if len(spec.roles) == 1 else None
         segmenter = load_segmenter(
             protocol.segmenter, args.checkpoint, device=args.device, multi_scale=protocol.multi_scale,
-            expected_sha256=_pairs(args.sha256, default_role), allowed_globals=args.allow_global,
+            expected_sha256=_sha256_pins(args.sha256, spec.name, spec.roles), allowed_globals=args.allow_global,
         )
         result = score_folders(args.images, args.labels, segmenter, protocol, progress=not args.no_progress,
                                limit=args.limit)

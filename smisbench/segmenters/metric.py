@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from smisbench.errors import SmisbenchError
+from smisbench.imaging import to_uint8
 from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.paths import cache_root
 from smisbench.segmenters.confusion import ConfusionMatrix
 from smisbench.segmenters.label_conventions import get_label_convention
 from smisbench.segmenters.protocol import default_protocol_for, get_protocol
@@ -36,7 +38,7 @@ def _segmenter(ctx: EvalContext):
     if not checkpoints and p.segmenter == "synthetic-fcn":
         from smisbench.segmenters.synthetic_fcn import trained_checkpoint
 
-        cache = Path(ctx.stats_cache_dir or Path.home() / ".cache" / "smisbench") / "segmenters"
+        cache = Path(ctx.stats_cache_dir or cache_root()) / "segmenters"
         info = trained_checkpoint(cache, p.segmenter_train_steps, seed=p.seed, size=ctx.dataset_config.height,
                                   progress=False)
         checkpoints, pins = [info["file"]], {"model": info["sha256"]}
@@ -70,11 +72,15 @@ class SegmentationMetric(Metric):
             return
         state["seen"].add(start)
         limit = ctx.protocol.segmentation_samples
-        images = ((generated.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+        images = to_uint8(generated).cpu()
+        names = batch.get("name")  # a collated list; absent for datasets without file names
+        if isinstance(names, str):
+            names = [names]
         for i in range(images.shape[0]):
             if limit is not None and start + i >= limit:
                 break
-            label = state["convention"].convert(batch["label"][i], source=str(batch.get("name", ["map"])[i]))
+            source = str(names[i]) if names is not None and i < len(names) else f"item {start + i}"
+            label = state["convention"].convert(batch["label"][i], source=source)
             score_pair(state["segmenter"], images[i], label, state["protocol"], state["confusion"])
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smisbench.imaging import from_uint8
 from smisbench.io import atomic_torch_save, sha256_file
 from smisbench.segmenters.base import Segmenter, as_pil_rgb, pil_to_float
 from smisbench.segmenters.checkpoints import CheckpointFile
@@ -49,7 +50,7 @@ class SyntheticFCNSegmenter(Segmenter):
     """RGB uint8 -> logits of the synthetic classes (image scaled to [-1, 1] like the generators' output)."""
 
     def scores(self, image: Any, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-        x = pil_to_float(as_pil_rgb(image)).to(self.device)[None] / 127.5 - 1
+        x = from_uint8(pil_to_float(as_pil_rgb(image))).to(self.device)[None]
         logits = self.network(x)
         if out_size is not None and tuple(out_size) != tuple(logits.shape[2:]):
             logits = F.interpolate(logits, size=tuple(out_size), mode="bilinear", align_corners=False)

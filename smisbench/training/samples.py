@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from smisbench.data.palette import colorize
+from smisbench.imaging import to_uint8_array
 from smisbench.io import atomic_write_bytes
 from smisbench.models.base import SMISModel
 
@@ -42,13 +43,12 @@ def grid_image(rows: dict[str, torch.Tensor], pad: int = 2) -> Image.Image:
     """Stack the rows (each (B, 3, H, W)) into one RGB image with ``pad`` white pixels between cells."""
     tensors = list(rows.values())
     b, _, h, w = tensors[0].shape
-    canvas = torch.ones(3, len(tensors) * (h + pad) + pad, b * (w + pad) + pad)
+    canvas = torch.ones(3, len(tensors) * (h + pad) + pad, b * (w + pad) + pad)  # white in [-1, 1]
     for r, row in enumerate(tensors):
         for c in range(b):
             top, left = pad + r * (h + pad), pad + c * (w + pad)
-            canvas[:, top: top + h, left: left + w] = (row[c] + 1) / 2
-    array = (canvas.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(array)
+            canvas[:, top: top + h, left: left + w] = row[c]
+    return Image.fromarray(to_uint8_array(canvas))
 
 
 def save_grid(path: Path, rows: dict[str, torch.Tensor], scale: int = 1) -> Path:
