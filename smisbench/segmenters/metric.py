@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from smisbench.errors import SmisbenchError
-from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.metrics.base import EvalContext, Metric
+from smisbench.metrics.registry import register_metric
 from smisbench.segmenters.confusion import ConfusionMatrix
 from smisbench.segmenters.label_conventions import get_label_convention
 from smisbench.segmenters.protocol import default_protocol_for, get_protocol
