@@ -17,7 +17,8 @@ from conftest_weights import (  # noqa: F401  (fixtures)
 from smisbench.errors import UnknownNameError
 from smisbench.metrics.evaluate import EvaluationResult, evaluate
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import Metric, metric_names, register_metric
+from smisbench.metrics.base import Metric
+from smisbench.metrics.registry import metric_names, register_metric
 from smisbench.metrics.smis_diversity import NOTE_GLOBAL
 
 

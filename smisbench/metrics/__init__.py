@@ -1,1 +1,1 @@
-"""Metrics: weights store, LPIPS, mCSD/mOCD, FID, parameters, FPS, and the evaluation entry point."""
+"""Metrics: LPIPS, mCSD/mOCD, FID, parameters, FPS, and the evaluation entry point (weights: smisbench.weights)."""

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.metrics.registry import register_metric
 
 
 def _limit(wanted: int | None, total: int) -> int:

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from smisbench.metrics.weights import install, weights_dir
+    from smisbench.weights import install, weights_dir
 
     records = install(args.weights_dir, args.only, args.from_dir, args.force)
     for record in records:
@@ -64,7 +64,7 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from smisbench.metrics.weights import verify, weights_dir
+    from smisbench.weights import verify, weights_dir
 
     statuses = verify(args.weights_dir)
     for status in statuses:
@@ -78,7 +78,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from smisbench.metrics.weights import PINNED, verify
+    from smisbench.weights import PINNED, verify
 
     states = {s.name: s for s in verify(args.weights_dir)}
     for entry in PINNED:

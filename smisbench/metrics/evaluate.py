@@ -11,8 +11,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from smisbench.datasets_config import DatasetConfig
+from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import EvalContext, Metric, get_metric
+from smisbench.metrics.registry import get_metric
 from smisbench.metrics.smis_diversity import derive_seed
 
 

@@ -24,6 +24,7 @@ from smisbench import imaging
 from smisbench.errors import SmisbenchError, WeightsError
 from smisbench.io import atomic_open
 from smisbench.metrics.lpips_metric import check_image_range
+from smisbench.weights import register_check
 
 FEATURE_LAYER = "2048"
 EXTRACTOR_NAME = "inception-v3-compat"
@@ -42,7 +43,7 @@ def check_inception_state(state: dict[str, torch.Tensor]) -> None:
     """Install-time check: torch-fidelity's extractor loads the converted state strictly."""
     import tempfile
 
-    from smisbench.metrics.weights import serialize_state_dict
+    from smisbench.weights import serialize_state_dict
 
     with tempfile.NamedTemporaryFile(suffix=".pth") as tmp:
         tmp.write(serialize_state_dict(state))
@@ -53,6 +54,9 @@ def check_inception_state(state: dict[str, torch.Tensor]) -> None:
             raise WeightsError(f"converted Inception weights do not fit torch-fidelity: {err}") from None
 
 
+register_check("fid-inception", lambda _name, state: check_inception_state(state))
+
+
 def load_inception(store_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu",
                    dtype: str = "float32", weights_path: str | os.PathLike | None = None) -> torch.nn.Module:
     """torch-fidelity's FeatureExtractorInceptionV3 (2048-d pool features) on the store's verified weights.
@@ -60,7 +64,7 @@ def load_inception(store_dir: str | os.PathLike | None = None, device: torch.dev
     ``weights_path`` bypasses the store (tests with random weights); torch-fidelity loads it strictly.
     """
     if weights_path is None:
-        from smisbench.metrics.weights import require
+        from smisbench.weights import require
 
         weights_path, sha = require("fid-inception", store_dir)
     else:
@@ -180,7 +184,7 @@ def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
     env = os.environ.get(ENV_STATS_DIR)
     if env:
         return Path(env).expanduser()
-    from smisbench.metrics.weights import cache_root
+    from smisbench.paths import cache_root
 
     return cache_root() / "fid_stats"
 
@@ -244,7 +248,7 @@ def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir
     """FID between two image folders by torch-fidelity's own pipeline, with the provisioned Inception."""
     import torch_fidelity
 
-    from smisbench.metrics.weights import require
+    from smisbench.weights import require
 
     for folder in (dir_a, dir_b):
         if not Path(folder).is_dir():

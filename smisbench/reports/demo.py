@@ -29,7 +29,7 @@ class DemoResult:
 
 def provision_weights(progress: bool = True) -> None:
     """Install (or verify) the pinned LPIPS and FID weights before anything is scored."""
-    from smisbench.metrics.weights import install
+    from smisbench.weights import install
 
     install(progress=progress)
 
