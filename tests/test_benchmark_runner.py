@@ -46,7 +46,8 @@ def test_full_run_stores_every_cell_with_provenance(tmp_path: Path):
             assert row["git_commit"] == "0" * 40 and row["versions"] == {"smisbench": "test"}
             assert row["threads"] == 1 and row["wall_time_s"] >= 0
             assert row["weights_sha256"] == {} and row["provenance"]["weights_sha256"] == {"lpips": "ab" * 32}
-            assert row["protocol"] == {"n": 4, "resolved": True}
+            assert row["protocol"]["n"] == 4 and row["protocol"]["resolved"] is True
+            assert row["protocol"]["mask_mode"] == "image"  # unwritten fields stored with their defaults
             assert row["provenance"]["cell_identity"]["dataset"]["name"] == "synthetic"
         assert store.run(summary.run_id)["status"] == "finished"
 

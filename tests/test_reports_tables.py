@@ -173,6 +173,19 @@ def test_claims_are_checked_on_measured_numbers(store: Store):
     assert "ratio" in claim.sentence()
 
 
+def test_tables_name_the_mask_mode_of_mcsd_and_mocd(store: Store, tmp_path: Path):
+    table = build_table(store, "table1")
+    assert any(note.startswith("mCSD/mOCD: mask_mode = image (") and "paper's scale" in note for note in table.notes)
+    assert "mask_mode = image" in to_markdown(table)
+    # a later run with the other mode for one model: the table says the rows are not comparable
+    text = PARTIAL_TABLE1.replace('config = { ngf = 8 }',
+                                  'config = { ngf = 8 }\nprotocol = { mask_mode = "lpips_map" }')
+    run_spec(parse_spec(text), store, without_vspade_fps, progress=False, stream=io.StringIO(),
+             environment=fakes.fake_environment)
+    (note,) = [n for n in build_table(store, "table1").notes if n.startswith("mCSD/mOCD")]
+    assert "different mask modes" in note and "lpips_map (" in note and "GroupDNet (tuned)" in note
+
+
 def test_failed_and_unproduced_values_show_as_missing(tmp_path: Path):
     def uneven(cell, ctx):
         if cell.model.id == "groupnet" and cell.dataset.id == "synthetic":

@@ -8,9 +8,10 @@ validation and the item format live here, so all datasets yield the same dicts:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -84,6 +85,23 @@ class PairedDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def image_identity(self, count: int) -> dict[str, Any]:
+        """Everything that decides the first ``count`` images as this reader yields them (FID's real-statistics key).
+
+        The preprocessing that changes pixels, which files they are (paths under ``root``), and the
+        augmentation seed and epoch only where a crop position or flip is drawn from them.
+        """
+        names = []
+        for _, paths in self.pairs[:count]:
+            path = paths["image"]
+            names.append(path.relative_to(self.root).as_posix() if self.root and path.is_relative_to(self.root)
+                         else str(path))
+        out: dict[str, Any] = {"preprocess": self.preprocess.identity(),
+                               "files_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest()}
+        if self.preprocess.random:
+            out.update(augment_seed=self.augment_seed, epoch=self.epoch)
+        return out
 
     @property
     def has_instance(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,6 +90,20 @@ class Preprocess:
                 f"crop size {self.crop_size} is larger than load size {self.load_size}",
                 "choose a load size at least as large as the crop size",
             )
+
+    @property
+    def random(self) -> bool:
+        """Whether :meth:`draw` depends on its generator (a random crop position or a flip)."""
+        return self.flip or (self.mode == "resize_and_crop" and self.load_size != self.crop_size)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change an image: sizes only where they resize or crop, and the flip."""
+        out: dict[str, Any] = {"mode": self.mode, "flip": self.flip}
+        if self.mode == "resize_and_crop":
+            out.update(load_size=list(self.load_size), crop_size=list(self.crop_size))
+        elif self.mode == "fixed":
+            out["size"] = list(self.crop_size)
+        return out
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int, bool]:
         """Crop corner (top, left) and flip for one item, in the official order (x, y, flip)."""

@@ -224,6 +224,10 @@ class SyntheticSMIS(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def image_identity(self, count: int) -> dict[str, object]:
+        """What decides the images (FID's real-statistics key): seed and size; length and caching change none."""
+        return {"generator": "synthetic", "seed": self.seed, "size": [self.height, self.width]}
+
     def set_epoch(self, epoch: int) -> None:
         """Items do not depend on the epoch (no augmentation); kept for the trainer's interface."""
 

@@ -1,8 +1,10 @@
 """FID through torch-fidelity's own Inception extractor and statistics, fed with the provisioned weights.
 
 Real-image statistics are cached on disk, keyed by a hash of everything that changes them,
-so a cache made at another image size, filter, weights file, sample count or dtype is never
-reused.
+so a cache made at another image size, filter, weights file, sample count, dtype or reader
+setting (load/crop size, crop position, flip, augmentation seed, files) is never reused, and
+nothing that leaves the real images alone (the resize filter when they are not resized, the
+synthetic dataset's length) forces a recomputation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,12 +26,12 @@ from smisbench import imaging
 from smisbench.errors import SmisbenchError, WeightsError
 from smisbench.io import atomic_open
 from smisbench.metrics.lpips_metric import check_image_range
+from smisbench.metrics.protocol import RESIZE_FILTERS, EvalProtocol
 from smisbench.weights import register_check
 
 FEATURE_LAYER = "2048"
 EXTRACTOR_NAME = "inception-v3-compat"
 ENV_STATS_DIR = "SMISBENCH_FID_CACHE_DIR"
-RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area")
 
 
 # ----------------------------------------------------------------------------- extractor
@@ -167,6 +169,7 @@ class RealStatsKey:
     weights_sha256: str
     num_samples: int
     dtype: str
+    reader: dict[str, Any] = field(default_factory=dict)  # the dataset's image_identity(num_samples)
     feature_layer: str = FEATURE_LAYER
     extractor: str = EXTRACTOR_NAME
 
@@ -176,6 +179,30 @@ class RealStatsKey:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+
+def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real_size: tuple[int, int],
+                   weights_sha256: str, num_samples: int) -> RealStatsKey | None:
+    """The cache key of the first ``num_samples`` real images' statistics; None when nothing names them.
+
+    ``reader`` is the dataset's ``image_identity(num_samples)`` (preprocessing, files, and the
+    augmentation seed where a crop or flip is drawn); a dataset that describes itself so needs no
+    root. The resize filter counts only when the real images (``real_size``) are resized.
+    """
+    identity = getattr(dataset, "image_identity", None)
+    reader = identity(num_samples) if callable(identity) else {}
+    root = getattr(dataset, "root", None)
+    if root is None:
+        root = "" if reader else protocol.dataset_root
+    split = getattr(dataset, "split", None) or protocol.split
+    if root is None or split is None:
+        return None
+    size = tuple(protocol.image_size) if protocol.image_size else tuple(real_size)
+    return RealStatsKey(
+        dataset=dataset_name, root=str(root), split=str(split), image_size=size,
+        resize_filter=protocol.resize_filter if size != tuple(real_size) else "none",
+        weights_sha256=weights_sha256, num_samples=num_samples, dtype=protocol.fid_dtype, reader=reader,
+    )
 
 
 def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:

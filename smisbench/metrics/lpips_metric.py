@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from smisbench.errors import SmisbenchError, WeightsError
+from smisbench.metrics.protocol import LPIPS_NETS
 from smisbench.weights import register_check
 
-NETS = {"alex": ("lpips-alex-backbone", "lpips-alex-linear"), "vgg": ("lpips-vgg-backbone", "lpips-vgg-linear")}
+NETS = {net: (f"lpips-{net}-backbone", f"lpips-{net}-linear") for net in LPIPS_NETS}  # weights store entries
 RANGE_TOLERANCE = 1e-3
 
 
