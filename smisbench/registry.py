@@ -130,7 +130,8 @@ MODELS = Registry("model", locations=(
     "smisbench.models.bicyclegan",
     "smisbench.models.dscgan",
 ))
-METRICS = Registry("metric", locations=("smisbench.metrics.builtin", "smisbench.segmenters.metric"))
+METRICS = Registry("metric", locations=("smisbench.metrics.builtin", "smisbench.segmenters.metric",
+                                        "smisbench.metrics.locality"))
 SEGMENTERS = Registry("segmenter", locations=(
     "smisbench.segmenters.csail_upernet",
     "smisbench.segmenters.drn",

@@ -61,22 +61,53 @@ def test_specs_lists_shipped(capsys):
 
 
 def test_demo_skeleton_end_to_end(tmp_path: Path, capsys):
+    """No zoo checkpoint shipped (an empty zoo folder): GroupDNet, VSPADE, GroupNet are trained now, the other
+    rows are left out and say so; every table view, paper block and claim is written; a rerun resumes."""
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress"]
+    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress",
+            "--zoo-dir", str(tmp_path / "empty-zoo"), "--skip-real-rows", "--no-figures"]
     assert main(args) == 0
-    for name in ("report.md", "index.html", "demo.md", "demo.tex", "demo.csv", "demo.sqlite",
-                 "plots/demo_mcsd_mocd.png", "plots/demo_fid_fps.png", "plots/demo_diversity.png",
-                 "grids/demo_groupdnet.png", "grids/demo_vspade.png", "grids/demo_groupnet.png"):
+    for name in ("report.md", "index.html", "demo_table1.md", "demo_table2.tex", "demo_ablations.csv",
+                 "paper_table1.md", "demo.sqlite", "plots/demo_table1_mcsd_mocd.png", "plots/demo_table1_fid_fps.png",
+                 "grids/demo_table1_groupdnet.png", "grids/demo_table1_vspade.png", "grids/demo_table1_groupnet.png"):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "| GroupDNet |" in report and "| VSPADE |" in report and "| GroupNet |" in report
-    assert "GroupDNet's mOCD is well below VSPADE's" in report
+    assert "Not in this run (no zoo checkpoint): GroupEnc, GroupDec, MulNet, BicycleGAN, DSCGAN." in report
+    assert "GroupDNet's mOCD/mCSD is at most a third of VSPADE's" in report and "=> not measured." in report
+    assert "| GroupDNet | groupdnet | fallback |" in report and "| GroupEnc | groupenc | missing |" in report
+    assert "### Paper: Table 1: SMIS comparison on DeepFashion" in report
     with Store(out / "demo.sqlite") as store:
         (info,) = store.runs()
         assert info.computed == 3 and info.spec_name == "demo"
+        spec_text = store.run(info.run_id)["spec_text"]
+    assert "left out (no checkpoint): bicyclegan" in spec_text and "train = { steps = 60" in spec_text
     capsys.readouterr()
     assert main(args) == 0  # a rerun resumes: nothing is recomputed
     assert "0 computed, 3 reused" in capsys.readouterr().out
+
+
+def test_demo_scores_shipped_zoo_checkpoints(tmp_path: Path, capsys):
+    """A zoo folder with one verified checkpoint: that row is scored from its file (no training), the others fall
+    back or are left out; a file whose sha256 no longer matches its manifest is not used."""
+    from test_zoo_store import _ship
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    _ship(zoo, "dscgan")
+    _ship(zoo, "bicyclegan").write_bytes(b"tampered")
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress",
+            "--zoo-dir", str(zoo), "--skip-real-rows", "--no-figures"]
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "| DSCGAN | dscgan | shipped |" in report and "| BicycleGAN | bicyclegan | missing |" in report
+    assert "| DSCGAN |" in (out / "demo_table2.md").read_text()
+    with Store(out / "demo.sqlite") as store:
+        (info,) = store.runs()
+        assert info.computed == 4
+        text = store.run(info.run_id)["spec_text"]
+    assert f'checkpoint = "{(zoo / "dscgan.pt").resolve()}"' in text
 
 
 READ_ONLY_COMMANDS = {

@@ -44,12 +44,13 @@ def error_of(text: str) -> SpecError:
 
 def test_shipped_specs_parse_and_expand():
     counts = {name: len(expand_cells(load_spec(name), hasher=lambda p: None)) for name in shipped_specs()}
-    assert counts == {"ablations": 6, "demo": 3, "table1": 8, "table2": 15}
-    demo = load_spec("demo")
-    assert [m.name for m in demo.models] == ["groupdnet", "vspade", "groupnet"]
-    assert all(m.train is not None and m.train.steps > 0 for m in demo.models)
+    assert counts == {"ablations": 6, "demo": 15, "table1": 8, "table2": 15}
+    demo = load_spec("demo")  # the zoo's entries (smisbench/zoo/zoo.toml), each scoring its shipped checkpoint
+    assert [m.id for m in demo.models][:3] == ["groupdnet", "vspade", "groupnet"]
+    assert all(m.train is None and m.checkpoint == f"{m.id}.pt" for m in demo.models)
     assert demo.datasets[0].name == "synthetic"
-    assert set(demo.metrics) == {"fid", "mcsd_mocd", "lpips_diversity", "miou", "accuracy", "fps", "params"}
+    assert set(demo.metrics) == {"fid", "mcsd_mocd", "lpips_diversity", "locality", "miou", "accuracy", "fps",
+                                 "params"}
 
 
 def test_shipped_spec_rows_match_paper_rows():

@@ -166,7 +166,8 @@ def test_table_without_paper_lists_measured_only(tmp_path: Path):
 
 
 def test_claims_are_checked_on_measured_numbers(store: Store):
-    (claim,) = check_claims(store, "table1")
+    (check,) = check_claims(store, "table1")
+    (claim,) = check.comparisons
     assert claim.model_value == stored(store, "GroupDNet", "mocd")
     assert claim.reference_value == stored(store, "VSPADE", "mocd")
     assert claim.verdict == ("holds" if claim.model_value / claim.reference_value <= 0.5 else "does not hold")

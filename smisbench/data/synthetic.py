@@ -116,6 +116,16 @@ def sample_style(rng: np.random.Generator) -> np.ndarray:
     return low + (high - low) * rng.random(low.shape)
 
 
+def redraw_class_style(style: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``style`` (classes, fields) with class ``c``'s row drawn afresh from its distributions."""
+    if not 0 <= int(c) < NUM_CLASSES:
+        raise SmisbenchError(f"class {c} is not a synthetic class", f"use a class id in 0..{NUM_CLASSES - 1}")
+    low, high = STYLE_RANGES[int(c), :, 0], STYLE_RANGES[int(c), :, 1]
+    out = np.array(style, dtype=np.float64, copy=True)
+    out[int(c)] = low + (high - low) * rng.random(low.shape)
+    return out
+
+
 def sample_layout(rng: np.random.Generator) -> np.ndarray:
     """Shapes as rows (class, centre x, centre y, radius, angle) in units of the shorter side, before aspect."""
     count = int(rng.integers(2, 6))
@@ -260,6 +270,13 @@ class SyntheticSMIS(Dataset):
         if self.cache:
             self._cached[index] = (label, image)
         return label, image
+
+    def restyled(self, index: int, c: int, rng: np.random.Generator) -> np.ndarray:
+        """Item ``index``'s image re-rendered with class ``c``'s style redrawn (every other class as it was).
+
+        Only class ``c``'s pixels can change: the exact "redraw one class" a SMIS model should learn.
+        """
+        return render_image(self.label(index), redraw_class_style(self.style(index), c, rng))
 
     def name(self, index: int) -> str:
         return f"synthetic_{self.split}_{index:06d}"

@@ -48,6 +48,9 @@ class Report:
     created_at: str
     store: str
     sections: list[TableSection]
+    preface: list[str] = field(default_factory=list)  # paragraphs before the tables
+    frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # titled tables after them
+    figures: list[Figure] = field(default_factory=list)  # figures after them
 
 
 def _slug(text: str) -> str:
@@ -83,13 +86,13 @@ def provenance_frame(store: Store, table: ReportTable) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def _grids(store: Store, table: ReportTable) -> tuple[list[Figure], list[str]]:
+def _grids(store: Store, table: ReportTable, only: list[str] | None = None) -> tuple[list[Figure], list[str]]:
     figures, notes = [], []
     cells: dict[str, int] = {}
     for (row, _), source in table.sources.items():
         cells.setdefault(row, source["cell_id"])
     for row in table.rows:
-        if row not in cells:
+        if row not in cells or (only is not None and row not in only):
             continue
         for artifact in store.artifacts(cells[row], "smis_grid"):
             path = store.artifacts_dir / artifact.path
@@ -106,15 +109,24 @@ def _grids(store: Store, table: ReportTable) -> tuple[list[Figure], list[str]]:
 
 
 def build_section(store: Store, name: str) -> TableSection:
-    table = build_table(store, name)
-    section = TableSection(table, claims=check_claims(store, name))
+    return section_for(store, build_table(store, name), check_claims(store, name))
+
+
+def section_for(store: Store, table: ReportTable, claims: list | None = None, name: str | None = None,
+                grid_rows: list[str] | None = None) -> TableSection:
+    """A section for any table of the store's values (a whole table or a view of one): plots, grids, provenance.
+
+    ``grid_rows``: the rows whose SMIS grids to draw (default: every row).
+    """
+    name = name or table.name
+    section = TableSection(table, claims=list(claims or []))
     for key, title, draw in (("mcsd_mocd", "mCSD vs mOCD", plots.mcsd_vs_mocd),
                              ("fid_fps", "FID vs FPS", plots.fid_vs_fps),
                              ("diversity", "Diversity (LPIPS, mCSD, mOCD)", plots.diversity_bars)):
         png = draw(table)
         if png is not None:
             section.plots.append(Figure(title, png, f"plots/{_slug(name)}_{key}.png"))
-    section.grids, notes = _grids(store, table)
+    section.grids, notes = _grids(store, table, grid_rows)
     section.notes += notes
     section.provenance = provenance_frame(store, table)
     return section
@@ -153,18 +165,30 @@ def section_markdown(section: TableSection) -> str:
     return "\n".join(out)
 
 
+def frame_markdown(title: str, frame: pd.DataFrame) -> str:
+    return "\n".join([f"### {title}", "", *_md_provenance(frame), ""]) + "\n"
+
+
 def report_markdown(report: Report) -> str:
     head = [f"# {report.title}", "", f"Generated {report.created_at} from `{report.store}`.", ""]
-    return "\n".join(head) + "\n".join(section_markdown(s) for s in report.sections)
+    head += [line for paragraph in report.preface for line in (paragraph, "")] + ([""] if report.preface else [])
+    tail = [frame_markdown(title, frame) for title, frame in report.frames]
+    for fig in report.figures:
+        tail.append(f"![{fig.title}]({fig.filename})\n" + (f"\n*{fig.caption}*\n" if fig.caption else ""))
+    return "\n".join(head) + "\n".join(section_markdown(s) for s in report.sections) + "\n".join(tail)
 
 
 def write_report(store: Store, out: str | Path, tables: list[str] | None = None,
                  title: str = "smisbench report") -> dict[str, Path]:
     """Write every format into ``out``; returns the written paths by name."""
+    return write_built_report(build_report(store, tables or report_tables(store), title), out)
+
+
+def write_built_report(report: Report, out: str | Path) -> dict[str, Path]:
+    """Write an assembled report's every format into ``out``; returns the written paths by name."""
     from smisbench.reports.html import render_html
 
     out = Path(out)
-    report = build_report(store, tables or report_tables(store), title)
     written: dict[str, Path] = {}
     for section in report.sections:
         slug = _slug(section.table.name)
@@ -176,6 +200,9 @@ def write_report(store: Store, out: str | Path, tables: list[str] | None = None,
         for fig in section.plots + section.grids:
             atomic_write_bytes(out / fig.filename, fig.png)
             written[fig.filename] = out / fig.filename
+    for fig in report.figures:
+        atomic_write_bytes(out / fig.filename, fig.png)
+        written[fig.filename] = out / fig.filename
     atomic_write_text(out / "report.md", report_markdown(report))
     written["report.md"] = out / "report.md"
     atomic_write_text(out / "index.html", render_html(report))

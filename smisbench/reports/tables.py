@@ -33,6 +33,7 @@ class ReportTable:
     sources: dict[tuple[str, Column], dict] = field(default_factory=dict)  # run/cell of each of our values
     paper: PaperTable | None = None
     notes: list[str] = field(default_factory=list)
+    caption: str | None = None  # the sentence under the table (default: what ours/paper/Δ and — mean)
 
     @property
     def has_paper(self) -> bool:
@@ -203,7 +204,9 @@ def to_markdown(table: ReportTable) -> str:
     for label, values in zip(frame.index, frame.itertuples(index=False)):
         lines.append("| " + " | ".join([_md_escape(label)] + [str(v) for v in values]) + " |")
     out = [f"### {table.title}", "", *lines, ""]
-    if table.has_paper:
+    if table.caption is not None:
+        out.append(table.caption)
+    elif table.has_paper:
         out.append(f"Ours, the paper's ({table.paper.source}) and Δ = ours − paper; {MISSING} = not measured.")
     else:
         out.append(f"Measured values; {MISSING} = not measured.")
