@@ -157,3 +157,27 @@ def test_dry_run_does_not_create_the_store(tmp_path: Path, spec_file: Path, caps
     assert main(["run", str(spec_file), "--dry-run", "--store", str(store), "--executor", "benchmark_fakes:plain"]) == 0
     assert "0 cached, 6 to run" in capsys.readouterr().out
     assert not store.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+
+
+def test_demo_retrain_rebuilds_the_zoo_and_says_so(tmp_path: Path, monkeypatch):
+    """--retrain trains every zoo entry now (here a one-model zoo with tiny settings) and scores those files."""
+    import dataclasses
+
+    import smisbench.zoo.definition as definition
+    from smisbench.reports.demo import run_demo
+
+    zoo = definition.load_zoo()
+    tiny = dataclasses.replace(zoo, dataset_options={"length": 8},
+                               models=(dataclasses.replace(zoo.model("dscgan"), steps=2, batch_size=2),),
+                               segmenter=dataclasses.replace(zoo.segmenter, steps=2))
+    monkeypatch.setattr(definition, "load_zoo", lambda: tiny)
+    import io
+
+    result = run_demo(tmp_path / "demo", fakes.execute, provision=False, progress=False, stream=io.StringIO(),
+                      retrain=True, zoo_dir=tmp_path / "empty", real_rows=False, figures=False)
+    assert result.rows["dscgan"].source == "trained now"
+    assert (tmp_path / "demo" / "zoo" / "dscgan.pt").is_file()
+    assert (tmp_path / "demo" / "zoo" / "synthetic-fcn.json").is_file()
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "The zoo was retrained from its manifests" in report and "| DSCGAN | dscgan | trained now |" in report
+    assert "the segmenter is the zoo's" in report

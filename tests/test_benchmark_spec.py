@@ -233,3 +233,19 @@ def test_protocol_docs_list_the_fields_as_defined():
         pytest.skip(f"{docs} is not part of this installation")
     text = docs.read_text(encoding="utf-8")
     assert fields_markdown() in text and fields_markdown(tuple(EXECUTOR_FIELDS.values())) in text
+
+
+def test_spec_toml_writes_back_every_shipped_spec_and_odd_values():
+    """A spec composed in code is stored as TOML text: parse(spec_toml(spec)) must be the same spec."""
+    import dataclasses
+
+    from smisbench.benchmark.spec_toml import spec_toml
+
+    odd = BASE + ('[[models]]\nid = "v2"\nname = "vspade"\nlabel = "say \\"hi\\"\\nnow"\nconfig = { ngf = 4 }\n'
+                  'train = { steps = 3, batch_size = 2, options = { lr_g = 0.5, vgg = "none" } }\n'
+                  'protocol = { n = 3, extra = { note = "x" } }\n'
+                  "[protocol.extra]\nthreshold = 1e-9\nflag = true\n")
+    specs = [load_spec(name) for name in shipped_specs()] + [parse_spec(odd, "odd.toml")]
+    for spec in specs:
+        again = parse_spec(spec_toml(spec, "a header\nof two lines"), "again")
+        assert dataclasses.replace(again, text="", source="") == dataclasses.replace(spec, text="", source=""), spec.name

@@ -48,7 +48,7 @@ def test_zoo_train_writes_checkpoint_and_manifest_then_is_up_to_date(tmp_path: P
     assert [r["step"] for r in manifest["losses"]["first_steps"]] == [1.0, 2.0, 3.0]
     assert set(manifest["losses"]["final"]) >= {"G_GAN", "D_real"}
     assert manifest["parameters"]["G+E"] == 490419 and manifest["environment"]["device"] == "cpu"
-    assert manifest["wall_time_s"] > 0 and manifest["steps_per_s"] > 0
+    assert manifest["wall_time_s"] > 0 and manifest["steps_per_s"] > 0 and manifest["step_s_median"] > 0
     model, _ = load_zoo_model("dscgan", out)
     assert model.model_name == "dscgan"
     (again,) = train.run(ZOO, [plan], out, work, "x", lambda: None, progress=False, stream=stream)

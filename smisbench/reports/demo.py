@@ -138,7 +138,8 @@ def run_demo(out: str | Path, executor: Executor | None = None, device: str | No
     preface = []
     if retrain:
         wall = retrain_zoo(zoo, shipped, out, device or spec.device, progress, stream)
-        preface.append(f"The zoo was retrained from its manifests into {out / 'zoo'} by this run ({wall / 60:.1f} min).")
+        preface.append(f"The zoo was retrained from its manifests into {out / 'zoo'} by this run "
+                       f"({wall / 60:.1f} min).")
     rows, segmenter, seg_manifest = resolve_rows(zoo, out / "zoo" if retrain else shipped)
     if retrain:
         rows = {k: (Row(r.id, r.label, "trained now", r.checkpoint, r.manifest, r.detail) if r.source == "shipped"
@@ -155,6 +156,8 @@ def run_demo(out: str | Path, executor: Executor | None = None, device: str | No
         if real is None:
             preface.append("The real-data rows were not computed in this run (--skip-real-rows).")
         figs, notes = _figures(store, composed, rows, stream) if figures else ([], [])
+        notes.append(f"This run took {(time.perf_counter() - started) / 60:.1f} min up to writing the report "
+                     f"({len(summary.computed)} cells computed, {len(summary.reused)} reused).")
         report = build_demo_report(store, zoo, rows, spec, real, figs, preface + notes,
                                    f"smisbench demo: {spec.description}")
         written = write_built_report(report, out)

@@ -93,5 +93,5 @@ def application_figures(store: Store, spec: BenchmarkSpec, row: Row | None) -> l
                f"own codes; the mixture ({said}; background from item {target})."),
         Figure("Style morphing", row_png(morph_row(mor, dataset.config), 3), "figures/morph.png",
                f"{where}. Columns: label map of item {target}; real item {target}; (1 - t) z_a + t z_b for t = "
-               f"{', '.join(f'{t:g}' for t in ts)} (outside [0, 1] extrapolates); real item {partner}."),
+               f"{', '.join(f'{t:.3g}' for t in ts)} (outside [0, 1] extrapolates); real item {partner}."),
     ]

@@ -21,6 +21,15 @@ from smisbench.zoo.ceiling import ROW_LABEL, RealRows
 from smisbench.zoo.definition import Zoo, ZooTable
 
 GRID_TABLES = ("table1", "ablations")  # SMIS grids are drawn for these tables' rows (each row once)
+REAL_METHODS = {
+    "miou": "the segmenter on the real test images (the miou metric's own pass)",
+    "accuracy": "the same pass: pixel accuracy",
+    "fid": "real test images [0, N) against [N, 2N), N = fid_samples (the fid metric's own pass)",
+    "mcsd": "the data's renderer as a model, one class's style redrawn (protocol n, m, maps, mask mode)",
+    "mocd": "the same sets: 0 up to float rounding, since a style redraw changes only its class",
+    "lpips": "the data's renderer with every style redrawn",
+    "locality": "the same sets: 1 by construction (the known truth)",
+}
 
 
 def table_view(base: ReportTable, table: ZooTable, labels: list[str], dataset: str,
@@ -126,8 +135,9 @@ def build_demo_report(store: Store, zoo: Zoo, rows: dict[str, Row], full_spec: B
     frames = [("Where each row's model comes from (shipped zoo checkpoint, trained now, or left out)",
                rows_frame(rows))]
     if real is not None:
-        frames.append(("How the real-data rows were measured",
-                       pd.DataFrame([{"value": k, "measured": f"{v:.4g}"} for k, v in sorted(real.values.items())])))
+        frames.append(("How the real-data rows were measured", pd.DataFrame(
+            [{"value": catalog().value(k).label, "stored": f"{v:.4g}", "how": REAL_METHODS.get(k, "")}
+             for k, v in sorted(real.values.items())])))
     return Report(title, now()[:19].replace("T", " ") + " UTC", str(store.path), sections, preface, frames, figures)
 
 

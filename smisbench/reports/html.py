@@ -42,8 +42,8 @@ def _frame_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for values in frame.itertuples(index=False):
-        cells = "".join(f"<td>{'—' if v is None or (isinstance(v, float) and pd.isna(v)) else html.escape(str(v))}</td>"
-                        for v in values)
+        cells = "".join(f"<td>{'—' if v is None or (isinstance(v, float) and pd.isna(v)) else html.escape(str(v))}"
+                        "</td>" for v in values)
         body.append(f"<tr>{cells}</tr>")
     return f'<table class="provenance"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 

@@ -207,7 +207,8 @@ def _parse(data: dict[str, Any]) -> Zoo:
             raise _err(where, f"id {entry.id!r} is used twice", "give every entry its own id")
         seen.add(entry.id)
         if entry.balance not in balance:
-            raise _err(where, f"balance {entry.balance!r} is not a [balance.*] band", f"use one of: {', '.join(balance)}")
+            raise _err(where, f"balance {entry.balance!r} is not a [balance.*] band",
+                       f"use one of: {', '.join(balance)}")
         for table in entry.tables:
             if table not in tables:
                 raise _err(where, f"table {table!r} is not a [tables.*] entry", f"use one of: {', '.join(tables)}")
@@ -223,7 +224,8 @@ def parse_zoo(text: str) -> Zoo:
     try:
         return _parse(tomllib.loads(text))
     except KeyError as err:
-        raise SmisbenchError(f"zoo.toml: missing key {err}", "compare with the shipped smisbench/zoo/zoo.toml") from None
+        raise SmisbenchError(f"zoo.toml: missing key {err}",
+                             "compare with the shipped smisbench/zoo/zoo.toml") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -40,8 +40,18 @@ def read_losses(path: str | Path) -> list[dict[str, float]]:
     rows = []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            rows.append({k: float(v) for k, v in row.items() if v not in ("", None) and (k == "step" or k not in NOT_LOSSES)})
+            rows.append({k: float(v) for k, v in row.items()
+                         if v not in ("", None) and (k == "step" or k not in NOT_LOSSES)})
     return rows
+
+
+def step_seconds(path: str | Path) -> float | None:
+    """Median seconds of one training step in ``losses.csv`` (the trainer's own timing, no start-up)."""
+    import statistics
+
+    with open(path, newline="") as handle:
+        times = [float(r["sec_per_step"]) for r in csv.DictReader(handle) if r.get("sec_per_step")]
+    return statistics.median(times) if times else None
 
 
 def loss_record(rows: list[dict[str, float]], first: int, window: int) -> dict[str, Any]:
@@ -117,6 +127,7 @@ def train_model(zoo: Zoo, settings: TrainSettings, out: Path, work: Path, comman
         "train": settings.to_dict(), "seed": settings.seed, "steps": result.step,
         "environment": _environment(device), "wall_time_s": round(wall, 1),
         "steps_per_s": round(result.step / wall, 4) if wall > 0 else None, "sessions": sessions,
+        "step_s_median": step_seconds(run_dir / "losses.csv"),
         "losses": loss_record(read_losses(run_dir / "losses.csv"), zoo.first_steps, zoo.final_window),
         "perceptual": run_json.get("perceptual"), "precision": run_json.get("precision"),
         "parameters": parameter_counts(settings.model, settings.dataset, settings.config),
