@@ -82,3 +82,10 @@ def test_retraining_reproduces_the_manifest_first_step_losses(tmp_path: Path):
     result = train.reproduce_first_steps(manifest, tmp_path / "again", steps=5)
     assert result["steps"] == 5 and len(result["now"]) == 5
     assert result["max_rel_diff"] <= REPRODUCE_TOLERANCE, result
+
+
+def test_a_scaled_run_never_writes_into_the_shipped_folder(capsys):
+    from smisbench.cli import main
+
+    assert main(["zoo", "train", "--models", "dscgan", "--steps-scale", "0.01"]) == 2
+    assert "pass --out DIR" in capsys.readouterr().err

@@ -85,6 +85,11 @@ def _train(args) -> int:
     from smisbench.zoo.definition import load_zoo, settings_for
 
     zoo = load_zoo()
+    if args.steps_scale != 1.0 and not args.out:
+        from smisbench.errors import SmisbenchError
+
+        raise SmisbenchError(f"--steps-scale {args.steps_scale:g} would put shorter trainings into the shipped zoo "
+                             "folder", "pass --out DIR for a scaled run (the shipped zoo is trained at scale 1)")
     ids = args.models or zoo.ids
     plans = [settings_for(zoo, ident, args.steps_scale) for ident in ids]  # unknown ids fail before any work
     device = str(pick_device(args.device))
