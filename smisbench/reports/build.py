@@ -173,6 +173,7 @@ def report_markdown(report: Report) -> str:
     head = [f"# {report.title}", "", f"Generated {report.created_at} from `{report.store}`.", ""]
     head += [line for paragraph in report.preface for line in (paragraph, "")] + ([""] if report.preface else [])
     tail = [frame_markdown(title, frame) for title, frame in report.frames]
+    tail += ["### Figures\n"] if report.figures else []
     for fig in report.figures:
         tail.append(f"![{fig.title}]({fig.filename})\n" + (f"\n*{fig.caption}*\n" if fig.caption else ""))
     return "\n".join(head) + "\n".join(section_markdown(s) for s in report.sections) + "\n".join(tail)
