@@ -3,6 +3,11 @@
 The work of one cell is done by an *executor*, a function ``(Cell, ExecutionContext) -> CellOutcome``.
 The real one (``smisbench.benchmark.executor.execute_cell``) builds the model and dataset and
 calls the metrics; tests and users can pass their own.
+
+An executor marked with :func:`identified_by` also says what model a cell evaluates
+(``identify(cell, ctx) -> {"weights_sha256", "code_sha256"}``, materialising the model): the
+runner then looks a finished cell up by that resolved key, so a model whose weights or code
+changed is computed again instead of being reported as reused.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class ExecutionContext:
 
     artifacts_dir: Path
     cache: dict[Any, Any] = field(default_factory=dict)
+    dry_run: bool = False  # identify only what exists: train nothing
 
     def cached(self, key: Any, build: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -60,6 +66,21 @@ class ExecutionContext:
 
 
 Executor = Callable[[Cell, ExecutionContext], CellOutcome]
+# materialises a cell's model and returns its identity, or None in a dry run when it would have to train
+Identify = Callable[[Cell, ExecutionContext], "dict[str, str] | None"]
+
+
+def identified_by(identify: Identify) -> Callable[[Executor], Executor]:
+    """Mark an executor with the step that keys its cells by the weights and code they evaluate."""
+    def mark(executor: Executor) -> Executor:
+        executor.identify = identify  # type: ignore[attr-defined]
+        return executor
+
+    return mark
+
+
+def _identify_of(executor: Executor | None) -> Identify | None:
+    return getattr(executor, "identify", None)
 
 
 @dataclass
@@ -97,21 +118,33 @@ def missing_values(store: Store, cell_id: int, cell: Cell) -> list[str]:
     return [key for key in catalog().produces(cell.metrics) if key not in have]
 
 
-def _done(store: Store, cell: Cell, redo_incomplete: bool) -> int | None:
-    found = store.finished_cell(cell.key)
-    if found is not None and redo_incomplete and missing_values(store, found, cell):
-        return None
-    return found
-
-
 def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: TextIO,
-               redo_incomplete: bool = False) -> None:
-    """What a run would do: every cell, cached or to run, and checkpoints that are missing."""
+               redo_incomplete: bool = False, identify: Identify | None = None,
+               artifacts_dir: Path | None = None) -> None:
+    """What a run would do: every cell, cached or to run, and checkpoints that are missing.
+
+    With ``identify`` each model is built or loaded (one at a time, not kept) to key the cell by
+    its weights and code; a model that would have to be trained first is shown as to run.
+    """
     print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells, "
           f"store {store.path}", file=stream)
     width = max([len(c.title) for c in cells] + [4])
     cached = 0
     for cell in cells:
+        problem = None
+        if identify is not None:
+            try:
+                identity = identify(cell, ExecutionContext(artifacts_dir or store.artifacts_dir, dry_run=True))
+            except Exception as err:  # shown, not raised: the real run records it as a failed cell
+                identity, problem = None, str(err).splitlines()[0]
+            if identity is None:
+                status = (f"to run ({problem})" if problem else
+                          f"to run (train {cell.model.train.steps} steps first)" if cell.model.train else "to run")
+                print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {'?' * 10}  {status}",
+                      file=stream)
+                _print_missing_checkpoint(cell, stream)
+                continue
+            cell = cell.resolved(identity)
         found = store.finished_cell(cell.key)
         lacking = missing_values(store, found, cell) if found is not None else []
         if found is not None and not (redo_incomplete and lacking):
@@ -129,9 +162,13 @@ def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: Tex
                 status += f" (train {cell.model.train.steps} steps first)"
         print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {cell.key[:10]}  {status}",
               file=stream)
-        if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
-            print(f"       checkpoint missing: {cell.checkpoint_path}", file=stream)
+        _print_missing_checkpoint(cell, stream)
     print(f"{cached} cached, {len(cells) - cached} to run", file=stream)
+
+
+def _print_missing_checkpoint(cell: Cell, stream: TextIO) -> None:
+    if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
+        print(f"       checkpoint missing: {cell.checkpoint_path}", file=stream)
 
 
 def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None,
@@ -153,34 +190,27 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     options = options or RunOptions()
     cells = expand_cells(spec, options)
     summary = RunSummary(None, cells)
-    if dry_run:
-        print_plan(spec, cells, store, stream, redo_incomplete)
-        return summary
     executor = executor or default_executor()
+    identify = _identify_of(executor)
+    if dry_run:
+        print_plan(spec, cells, store, stream, redo_incomplete, identify, options.artifacts_dir)
+        return summary
     device = options.device or spec.device
     env = environment(device)
     run_id = store.start_run(spec.name, spec.table, spec.sha256, spec.text, env, spec.source, command, heartbeat_s)
     summary.run_id = run_id
     context = ExecutionContext(options.artifacts_dir or store.artifacts_dir)
 
-    pending = []
-    for cell in cells:
-        found = _done(store, cell, redo_incomplete)
-        if found is None:
-            pending.append(cell)
-        else:
-            store.link_cell(run_id, found, _link(cell), reused=True)
-            summary.reused.append(cell)
-    print(f"run {run_id}: spec {spec.name}, {len(cells)} cells, {len(summary.reused)} already finished, "
-          f"{len(pending)} to run (store {store.path})", file=stream)
+    print(f"run {run_id}: spec {spec.name}, {len(cells)} cells (store {store.path})", file=stream)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(pending), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
-    work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast)
+    bar = tqdm(total=len(cells), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast,
+                 identify)
     try:
         with store.heartbeat(run_id, heartbeat_s):
-            work.all(pending, poll_s)
+            work.all(list(cells), poll_s)
     except BaseException:
         bar.close()
         store.finish_run(run_id, "interrupted")
@@ -209,12 +239,17 @@ class _Work:
     stream: TextIO
     redo_incomplete: bool
     fail_fast: bool
+    identify: Identify | None = None
 
     def all(self, pending: list[Cell], poll_s: float) -> None:
         waiting: dict[str, int] = {}  # cell key -> the run found computing it
         said = False
         while pending:
-            deferred = [cell for cell in pending if not self.one(cell, waiting)]
+            deferred = []
+            for cell in pending:
+                cell = self.resolve(cell)  # one model at a time, as its turn comes
+                if cell is not None and not self.one(cell, waiting):
+                    deferred.append(cell)
             if self.fail_fast and self.summary.failed:
                 return
             if deferred and len(deferred) == len(pending):  # all left are computed by others: wait for them
@@ -225,6 +260,21 @@ class _Work:
                     said = True
                 time.sleep(poll_s)
             pending = deferred
+
+    def resolve(self, cell: Cell) -> Cell | None:
+        """Key the cell by the weights and code it evaluates (None: identifying failed, recorded as failed)."""
+        if self.identify is None or cell.model_identity is not None or (self.fail_fast and self.summary.failed):
+            return cell
+        try:
+            resolved = cell.resolved(self.identify(cell, self.context))
+        except Exception as err:
+            _record_failure(cell, self.spec, self.store, self.run_id, self.env, self.summary, err,
+                            time.perf_counter(), now())
+            self.bar.update(1)
+            return None
+        cells = self.summary.cells  # the summary shows the cells as keyed
+        cells[next(k for k, c in enumerate(cells) if c is cell)] = resolved
+        return resolved
 
     def one(self, cell: Cell, waiting: dict[str, int]) -> bool:
         """Claim and settle one cell; False when another live run holds it (try again later)."""
@@ -248,11 +298,8 @@ class _Work:
         return True
 
 
-def _run_cell(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, executor: Executor,
-              context: ExecutionContext, env: dict[str, Any], summary: RunSummary) -> bool:
-    """Execute and record one cell; a failure is recorded (and retried by the next run), not raised."""
-    started, t0 = now(), time.perf_counter()
-    record = CellRecord(
+def _record(cell: Cell, spec: BenchmarkSpec, env: dict[str, Any], started: str) -> CellRecord:
+    return CellRecord(
         cell_key=cell.key, status="finished", model_name=cell.model.name, dataset=cell.dataset.name,
         split=cell.dataset.split, seed=cell.seed, spec_sha256=spec.sha256, device=cell.device, dtype=cell.dtype,
         started_at=started, finished_at=started, model_config=dict(cell.model.config),
@@ -261,16 +308,30 @@ def _run_cell(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, execut
         metrics=list(cell.metrics), protocol=dict(cell.protocol), git_commit=env.get("git_commit"),
         versions=dict(env.get("versions", {})), device_name=env.get("device_name"), threads=env.get("threads"),
     )
+
+
+def _record_failure(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, env: dict[str, Any],
+                    summary: RunSummary, err: Exception, t0: float, started: str) -> None:
+    """A failed cell is recorded and shown, and retried by the next run."""
+    record = _record(cell, spec, env, started)
+    record.status = "failed"
+    record.error = str(err) if isinstance(err, SmisbenchError) else "".join(
+        traceback.format_exception_only(type(err), err)).strip() + "\n" + traceback.format_exc(limit=-3)
+    record.finished_at = now()
+    record.wall_time_s = time.perf_counter() - t0
+    store.record_cell(run_id, _link(cell), record, {}, {"environment": env})
+    summary.failed.append((cell, record.error))
+
+
+def _run_cell(cell: Cell, spec: BenchmarkSpec, store: Store, run_id: int, executor: Executor,
+              context: ExecutionContext, env: dict[str, Any], summary: RunSummary) -> bool:
+    """Execute and record one cell; a failure is recorded (and retried by the next run), not raised."""
+    started, t0 = now(), time.perf_counter()
+    record = _record(cell, spec, env, started)
     try:
         outcome = executor(cell, context)
     except Exception as err:  # recorded, shown, retried next time; KeyboardInterrupt passes through
-        record.status = "failed"
-        record.error = str(err) if isinstance(err, SmisbenchError) else "".join(
-            traceback.format_exception_only(type(err), err)).strip() + "\n" + traceback.format_exc(limit=-3)
-        record.finished_at = now()
-        record.wall_time_s = time.perf_counter() - t0
-        store.record_cell(run_id, _link(cell), record, {}, {"environment": env})
-        summary.failed.append((cell, record.error))
+        _record_failure(cell, spec, store, run_id, env, summary, err, t0, started)
         return False
     record.wall_time_s = time.perf_counter() - t0
     record.finished_at = now()
