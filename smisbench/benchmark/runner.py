@@ -20,6 +20,7 @@ from smisbench.benchmark.leases import DONE, FAILED, LEASED, claim_cell, live_le
 from smisbench.benchmark.liveness import HEARTBEAT_S
 from smisbench.benchmark.spec import BenchmarkSpec
 from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Store, now
+from smisbench.benchmark.validate import check_device_available, check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
 
@@ -105,12 +106,11 @@ def _done(store: Store, cell: Cell, redo_incomplete: bool) -> int | None:
 
 
 def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: TextIO,
-               redo_incomplete: bool = False) -> None:
-    """What a run would do: every cell, cached or to run, and checkpoints that are missing."""
-    print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells, "
-          f"store {store.path}", file=stream)
-    width = max([len(c.title) for c in cells] + [4])
-    cached = 0
+               redo_incomplete: bool = False, notes: list[str] | None = None) -> None:
+    """What a run would do: a table of every cell (model, dataset, metrics, cached or to run), and what is missing."""
+    print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells on "
+          f"{cells[0].device if cells else spec.device}, store {store.path}", file=stream)
+    rows, cached, missing = [], 0, []
     for cell in cells:
         found = store.finished_cell(cell.key)
         lacking = missing_values(store, found, cell) if found is not None else []
@@ -127,10 +127,17 @@ def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: Tex
             status = "to run"
             if cell.model.train:
                 status += f" (train {cell.model.train.steps} steps first)"
-        print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {cell.key[:10]}  {status}",
-              file=stream)
+        rows.append([str(cell.index), cell.model.label, f"{cell.dataset.label}/{cell.dataset.split}",
+                     ",".join(cell.metrics), cell.key[:10], status])
         if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
-            print(f"       checkpoint missing: {cell.checkpoint_path}", file=stream)
+            missing.append(f"cell {cell.index}: checkpoint missing: {cell.checkpoint_path}")
+    header = ["#", "model", "dataset", "metrics", "key", "status"]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
+    for line in [header] + rows:
+        cols = [line[0].rjust(widths[0])] + [c.ljust(w) for c, w in zip(line[1:-1], widths[1:])]
+        print("  " + "  ".join(cols) + "  " + line[-1], file=stream)
+    for note in missing + list(notes or []):
+        print(f"  note: {note}", file=stream)
     print(f"{cached} cached, {len(cells) - cached} to run", file=stream)
 
 
@@ -151,11 +158,15 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     """
     stream = stream or sys.stdout
     options = options or RunOptions()
+    notes = check_spec(spec, options, availability=not dry_run)  # before anything is written to the store
     cells = expand_cells(spec, options)
     summary = RunSummary(None, cells)
     if dry_run:
-        print_plan(spec, cells, store, stream, redo_incomplete)
+        print_plan(spec, cells, store, stream, redo_incomplete, notes)
+        check_device_available(spec, options)  # after the plan, so a plan for another machine can be read
         return summary
+    for note in notes:
+        print(f"note: {note}", file=stream)
     executor = executor or default_executor()
     device = options.device or spec.device
     env = environment(device)
