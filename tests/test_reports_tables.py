@@ -35,7 +35,7 @@ label = "VSPADE"
 name = "groupdnet"
 id = "tuned"
 label = "GroupDNet (tuned)"
-config = { ngf = 8 }
+config = { z_per_class = 4 }  # a real GroupDNetConfig field: the spec is checked before running
 [[claims]]
 text = "GroupDNet's mOCD is below VSPADE's"
 value = "mocd"

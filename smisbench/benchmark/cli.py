@@ -86,13 +86,16 @@ def _run(args: argparse.Namespace) -> int:
     from smisbench.benchmark.runner import run_spec
     from smisbench.benchmark.spec import load_spec
     from smisbench.benchmark.store import Store
+    from smisbench.benchmark.validate import check_spec
 
     spec = load_spec(args.spec)
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
                          device=args.device)
+    executor = load_executor(args.executor)
+    check_spec(spec, options, availability=not args.dry_run)  # a spec that cannot run never opens the store
     # a dry run only reads: it never creates the store (a missing one plans as empty)
     with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
-        summary = run_spec(spec, store, load_executor(args.executor), options, dry_run=args.dry_run,
+        summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
                            progress=not args.no_progress, fail_fast=args.fail_fast,
                            command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
     return 0 if summary.ok else 1

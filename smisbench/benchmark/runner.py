@@ -25,6 +25,7 @@ from smisbench.benchmark.leases import DONE, FAILED, LEASED, claim_cell, live_le
 from smisbench.benchmark.liveness import HEARTBEAT_S
 from smisbench.benchmark.spec import BenchmarkSpec
 from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Store, now
+from smisbench.benchmark.validate import check_device_available, check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
 
@@ -119,56 +120,56 @@ def missing_values(store: Store, cell_id: int, cell: Cell) -> list[str]:
 
 
 def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: TextIO,
-               redo_incomplete: bool = False, identify: Identify | None = None,
+               redo_incomplete: bool = False, notes: list[str] | None = None, identify: Identify | None = None,
                artifacts_dir: Path | None = None) -> None:
-    """What a run would do: every cell, cached or to run, and checkpoints that are missing.
+    """What a run would do: a table of every cell (model, dataset, metrics, cached or to run), and what is missing.
 
     With ``identify`` each model is built or loaded (one at a time, not kept) to key the cell by
     its weights and code; a model that would have to be trained first is shown as to run.
     """
-    print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells, "
-          f"store {store.path}", file=stream)
-    width = max([len(c.title) for c in cells] + [4])
-    cached = 0
+    print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells on "
+          f"{cells[0].device if cells else spec.device}, store {store.path}", file=stream)
+    rows, cached, missing = [], 0, []
     for cell in cells:
-        problem = None
-        if identify is not None:
-            try:
-                identity = identify(cell, ExecutionContext(artifacts_dir or store.artifacts_dir, dry_run=True))
-            except Exception as err:  # shown, not raised: the real run records it as a failed cell
-                identity, problem = None, str(err).splitlines()[0]
-            if identity is None:
-                status = (f"to run ({problem})" if problem else
-                          f"to run (train {cell.model.train.steps} steps first)" if cell.model.train else "to run")
-                print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {'?' * 10}  {status}",
-                      file=stream)
-                _print_missing_checkpoint(cell, stream)
-                continue
-            cell = cell.resolved(identity)
-        found = store.finished_cell(cell.key)
-        lacking = missing_values(store, found, cell) if found is not None else []
-        if found is not None and not (redo_incomplete and lacking):
-            cached += 1
-            row = store.conn.execute("SELECT run_id, finished_at FROM cells WHERE cell_id = ?", (found,)).fetchone()
-            status = f"cached (cell {found}, run {row['run_id']}, {row['finished_at'][:19]}"
-            status += f"; lacks {', '.join(lacking)})" if lacking else ")"
-        elif found is not None:
-            status = f"to run again (lacks {', '.join(lacking)})"
-        elif (holder := live_lease(store, cell.key)) is not None:
-            status = f"being computed by run {holder}"
-        else:
-            status = "to run"
-            if cell.model.train:
-                status += f" (train {cell.model.train.steps} steps first)"
-        print(f"  {cell.index:3d}  {cell.title:<{width}}  {','.join(cell.metrics):<40}  {cell.key[:10]}  {status}",
-              file=stream)
-        _print_missing_checkpoint(cell, stream)
+        key, status = _plan_status(cell, store, redo_incomplete, identify, artifacts_dir)
+        cached += status.startswith("cached")
+        rows.append([str(cell.index), cell.model.label, f"{cell.dataset.label}/{cell.dataset.split}",
+                     ",".join(cell.metrics), key, status])
+        if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
+            missing.append(f"cell {cell.index}: checkpoint missing: {cell.checkpoint_path}")
+    header = ["#", "model", "dataset", "metrics", "key", "status"]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
+    for line in [header] + rows:
+        cols = [line[0].rjust(widths[0])] + [c.ljust(w) for c, w in zip(line[1:-1], widths[1:])]
+        print("  " + "  ".join(cols) + "  " + line[-1], file=stream)
+    for note in missing + list(notes or []):
+        print(f"  note: {note}", file=stream)
     print(f"{cached} cached, {len(cells) - cached} to run", file=stream)
 
 
-def _print_missing_checkpoint(cell: Cell, stream: TextIO) -> None:
-    if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
-        print(f"       checkpoint missing: {cell.checkpoint_path}", file=stream)
+def _plan_status(cell: Cell, store: Store, redo_incomplete: bool, identify: Identify | None,
+                 artifacts_dir: Path | None) -> tuple[str, str]:
+    """The (short key, status) of one planned cell."""
+    train = f" (train {cell.model.train.steps} steps first)" if cell.model.train else ""
+    if identify is not None:
+        try:
+            identity = identify(cell, ExecutionContext(artifacts_dir or store.artifacts_dir, dry_run=True))
+        except Exception as err:  # shown, not raised: the real run records it as a failed cell
+            return "?" * 10, f"to run ({str(err).splitlines()[0]})"
+        if identity is None:
+            return "?" * 10, "to run" + train
+        cell = cell.resolved(identity)
+    found = store.finished_cell(cell.key)
+    lacking = missing_values(store, found, cell) if found is not None else []
+    if found is not None and not (redo_incomplete and lacking):
+        row = store.conn.execute("SELECT run_id, finished_at FROM cells WHERE cell_id = ?", (found,)).fetchone()
+        status = f"cached (cell {found}, run {row['run_id']}, {row['finished_at'][:19]}"
+        return cell.key[:10], status + (f"; lacks {', '.join(lacking)})" if lacking else ")")
+    if found is not None:
+        return cell.key[:10], f"to run again (lacks {', '.join(lacking)})"
+    if (holder := live_lease(store, cell.key)) is not None:
+        return cell.key[:10], f"being computed by run {holder}"
+    return cell.key[:10], "to run" + train
 
 
 def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None,
@@ -188,13 +189,17 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     """
     stream = stream or sys.stdout
     options = options or RunOptions()
+    notes = check_spec(spec, options, availability=not dry_run)  # before anything is written to the store
     cells = expand_cells(spec, options)
     summary = RunSummary(None, cells)
     executor = executor or default_executor()
     identify = _identify_of(executor)
     if dry_run:
-        print_plan(spec, cells, store, stream, redo_incomplete, identify, options.artifacts_dir)
+        print_plan(spec, cells, store, stream, redo_incomplete, notes, identify, options.artifacts_dir)
+        check_device_available(spec, options)  # after the plan, so a plan for another machine can be read
         return summary
+    for note in notes:
+        print(f"note: {note}", file=stream)
     device = options.device or spec.device
     env = environment(device)
     run_id = store.start_run(spec.name, spec.table, spec.sha256, spec.text, env, spec.source, command, heartbeat_s)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smisbench.benchmark.catalog import catalog
-from smisbench.errors import SmisbenchError
+from smisbench.errors import SmisbenchError, choose_from
 from smisbench.metrics.protocol import ProtocolField, protocol_field, protocol_fields
 
 
@@ -246,7 +246,7 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     for i, metric in enumerate(metrics):
         if metric not in known:
             raise SpecError(reader.source, f"{reader.key(name)}[{i}]", f"unknown metric {metric!r}",
-                            f"use one of: {', '.join(sorted(known))}")
+                            choose_from(metric, known))
     if len(set(metrics)) != len(metrics):
         raise reader.error(name, "lists a metric twice")
     return metrics
