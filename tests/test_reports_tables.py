@@ -178,8 +178,9 @@ def test_tables_name_the_mask_mode_of_mcsd_and_mocd(store: Store, tmp_path: Path
     assert any(note.startswith("mCSD/mOCD: mask_mode = image (") and "paper's scale" in note for note in table.notes)
     assert "mask_mode = image" in to_markdown(table)
     # a later run with the other mode for one model: the table says the rows are not comparable
-    text = PARTIAL_TABLE1.replace('config = { ngf = 8 }',
-                                  'config = { ngf = 8 }\nprotocol = { mask_mode = "lpips_map" }')
+    old = "config = { z_per_class = 4 }"
+    assert old in PARTIAL_TABLE1
+    text = PARTIAL_TABLE1.replace(old, old + '\nprotocol = { mask_mode = "lpips_map" }')
     run_spec(parse_spec(text), store, without_vspade_fps, progress=False, stream=io.StringIO(),
              environment=fakes.fake_environment)
     (note,) = [n for n in build_table(store, "table1").notes if n.startswith("mCSD/mOCD")]

@@ -251,7 +251,7 @@ def _check_protocol_names(spec: BenchmarkSpec) -> None:
     known = {"segmenter": segmenter_names(), "scoring_protocol": protocol_names()}
     for where, layer in _protocol_layers(spec):
         for key, names in known.items():
-            if key in layer and layer[key] not in names:
+            if layer.get(key) is not None and layer[key] not in names:  # None: the default, no segmenter
                 raise SpecError(spec.source, f"{where}.{key}", f"unknown {key.replace('_', ' ')} {layer[key]!r}",
                                 choose_from(layer[key], names) + "; `smisbench segmenters` describes them")
 
