@@ -13,7 +13,8 @@ itself applies to 16-bit RGB PNGs, so every 16-bit file is reduced alike); 32-bi
 LAB and other modes whose range or colour space is unknown are refused.
 Label maps: one integer id per pixel (modes 1, L, P, I;16*, I), stored losslessly (not JPEG).
 PIL stretches 2- and 4-bit greyscale samples to 0..255 (an id 3 of a 2-bit PNG reads as 255),
-so those are read back as the stored samples.
+so those are read back as the stored samples. Multi-frame files (GIF, TIFF pages) give their first
+frame, and EXIF orientation is ignored, as in the official loaders.
 """
 
 from __future__ import annotations

@@ -107,6 +107,11 @@ def test_fid_refuses_empty_single_and_missing_folders(tmp_path, capsys):
         refused(code, capsys, words, str(folder))
 
 
+def test_fid_refuses_a_batch_size_of_zero(tmp_path, capsys):
+    a, b = _folder(tmp_path / "a", 2), _folder(tmp_path / "b", 2)
+    refused(main(["fid", str(a), str(b), "--batch-size", "0", "--weights-dir", str(tmp_path)]), capsys, "batch size")
+
+
 @pytest.mark.parametrize("kind", ["not an image", "empty"])
 def test_fid_refuses_a_folder_holding_a_non_image_before_computing(tmp_path, capsys, kind):
     folder = _folder(tmp_path / "b", 3)
@@ -235,3 +240,23 @@ def test_sample_of_a_readable_label_map_notes_the_resize(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "note: label map" in out and "40x48" in out and "resized (nearest)" in out
     assert (tmp_path / "grid.png").exists()
+
+
+# ----------------------------------------------------------------------------- datasets
+def test_datasets_read_sixteen_bit_photos_and_list_truncated_label_maps(tmp_path, capsys):
+    from smisbench.data.registry import build_dataset
+
+    root = tmp_path / "custom"
+    grey = np.full((16, 16), 200, dtype=np.uint8)
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(root / "images" / "a.png")  # 16-bit, the same grey
+    Image.fromarray(np.dstack([grey] * 3)).save(root / "images" / "b.png")
+    for name in ("a", "b"):
+        _label(root / "labels" / f"{name}.png", np.arange(256).reshape(16, 16) % 6)
+    dataset = build_dataset("custom", root, "val", config="deepfashion", size=16)
+    assert torch.equal(dataset[0]["image"], dataset[1]["image"])  # was: the 16-bit photo read as white
+    _truncated(root / "labels" / "b.png", root / "labels" / "a.png")
+    code = main(["datasets", "check", "custom", "--root", str(root), "--split", "val",
+                 "--option", "config=deepfashion", "--option", "size=16"])
+    out = capsys.readouterr().out
+    assert code == 1 and "1 unusable" in out and "b.png" in out and "truncated" in out

@@ -334,6 +334,8 @@ def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.D
 
     from smisbench.metrics.weights import require
 
+    if batch_size < 1:
+        raise SmisbenchError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 32 (or any N >= 1)")
     weights_path, _ = require("fid-inception", store_dir)
     metrics = torch_fidelity.calculate_metrics(
         input1=set_a, input2=set_b, fid=True, cuda=str(device).startswith("cuda"),

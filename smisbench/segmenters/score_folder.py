@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 
 from smisbench.errors import LabelMapError, SmisbenchError
-from smisbench.image_io import read_ids, read_rgb
+from smisbench.image_io import IMAGE_SUFFIXES, read_ids, read_rgb
 from smisbench.io import atomic_write_text
 from smisbench.labels import resize_ids
 from smisbench.segmenters.confusion import ConfusionMatrix
 from smisbench.segmenters.label_conventions import LabelConvention, get_label_convention
 from smisbench.segmenters.protocol import ScoringProtocol
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 STEM_SUFFIXES = (
     "_leftImg8bit", "_gtFine_labelIds", "_gtFine_trainIds", "_gtFine_color", "_labelIds", "_trainIds",
     "_synthesized_image", "_label", "_image", "_pred", "_gt",
