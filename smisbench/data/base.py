@@ -19,9 +19,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from smisbench.data.files import first_few
-from smisbench.data.preprocess import Preprocess, item_rng, load_instance, load_label, load_rgb
+from smisbench.data.preprocess import Preprocess, item_rng
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.image_io import load_rgb, read_ids
 from smisbench.labels import validate_label_map
 
 SPLITS = ("train", "val", "test")
@@ -113,28 +114,29 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         name, paths = self.pairs[index]
-        label_image = load_label(paths["label"])
+        stored = read_ids(paths["label"], "label map")
         image = load_rgb(paths["image"])
-        if image.size != label_image.size:
+        label_size = (stored.shape[1], stored.shape[0])
+        if image.size != label_size:
             raise LabelMapError(
                 f"image {paths['image']} is {image.size[0]}x{image.size[1]} but its label map {paths['label']} is "
-                f"{label_image.size[0]}x{label_image.size[1]} (width x height)",
+                f"{label_size[0]}x{label_size[1]} (width x height)",
                 "pair each image with the label map made for it, at the same size",
             )
         top, left, flip = self.preprocess.draw(item_rng(self.augment_seed, self.epoch, index))
-        converted = self.convert_label(np.asarray(label_image), paths["label"])
+        converted = self.convert_label(stored, paths["label"])
         label = self.preprocess.ids(_as_image(converted), top, left, flip)
         label = validate_label_map(label, self.config, str(paths["label"]))[0]
         item = {"label": label, "image": self.preprocess.image(image, top, left, flip), "name": name}
         if "instance" in paths:
-            instance = load_instance(paths["instance"])
-            if instance.size != label_image.size:
+            instance = read_ids(paths["instance"], "instance map")
+            if instance.shape != stored.shape:
                 raise LabelMapError(
-                    f"instance map {paths['instance']} is {instance.size} but label map {paths['label']} is "
-                    f"{label_image.size} (width, height)",
+                    f"instance map {paths['instance']} is {instance.shape[1]}x{instance.shape[0]} but label map "
+                    f"{paths['label']} is {label_size[0]}x{label_size[1]} (width x height)",
                     "pair each label map with the instance map of the same frame",
                 )
-            item["instance"] = self.preprocess.ids(instance, top, left, flip)
+            item["instance"] = self.preprocess.ids(_as_image(instance), top, left, flip)
         return item
 
     def verify(self, limit: int | None = None, progress: bool = True) -> VerifyReport:

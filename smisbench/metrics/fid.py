@@ -270,20 +270,119 @@ def real_statistics(
 
 
 # ----------------------------------------------------------------------------- folders (the CLI)
-def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
-                   device: str = "cpu", batch_size: int = 32, verbose: bool = False) -> float:
-    """FID between two image folders by torch-fidelity's own pipeline, with the provisioned Inception."""
+def default_resize_filter() -> str:
+    """The protocol's filter (one place for the fact: :class:`EvalProtocol`)."""
+    from smisbench.metrics.protocol import EvalProtocol
+
+    return EvalProtocol.__dataclass_fields__["resize_filter"].default
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """A folder's images as uint8 (3, H, W) at one size, decoded lazily by the shared reader.
+
+    Files of another size are resized with ``resize_filter`` (as float in [-1, 1], then rounded
+    back to uint8 like a PNG writer), so a folder of real photos of mixed sizes can be scored.
+    """
+
+    def __init__(self, files: list[Path], size: tuple[int, int], resize_filter: str):
+        self.files, self.size, self.resize_filter = files, (int(size[0]), int(size[1])), resize_filter
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from smisbench.image_io import read_rgb
+
+        image = torch.from_numpy(read_rgb(self.files[index])).permute(2, 0, 1)
+        if tuple(image.shape[-2:]) != self.size:
+            floats = imaging.from_uint8(image[None])
+            image = to_uint8(resize_images(floats, self.size, self.resize_filter))[0]
+        return image
+
+
+def _list_images(folder: Path) -> tuple[list[Path], list[str]]:
+    """The image files of ``folder`` (natural order) and the names of the other entries."""
+    from smisbench.data.files import natural_key
+    from smisbench.image_io import IMAGE_SUFFIXES
+
+    if not folder.exists():
+        raise SmisbenchError(f"image folder {folder} does not exist", "pass two folders of PNG/JPEG images")
+    if not folder.is_dir():
+        raise SmisbenchError(f"{folder} is a file, not a folder of images", "pass two folders of PNG/JPEG images")
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name + ("/" if p.is_dir() else "") for p in entries if p not in images]
+    if len(images) < 2:
+        found = "no image files" if not images else f"only 1 image file ({images[0].name})"
+        raise SmisbenchError(
+            f"{folder} holds {found}; FID needs at least 2 images per folder (files ending in "
+            f"{', '.join(IMAGE_SUFFIXES)})",
+            "pass folders with many images each (FID of a few images is dominated by its bias; "
+            "the paper scores the whole validation split)",
+        )
+    return images, others
+
+
+def image_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, size: tuple[int, int] | None = None,
+                  resize_filter: str | None = None) -> tuple[ImageFolder, ImageFolder, list[str]]:
+    """Both folders at one size, and note lines saying what was ignored or resized.
+
+    The size rule: ``size`` (H, W) when given, else the size of the first image of ``dir_a`` in
+    natural name order. Every image of another size is resized to it with ``resize_filter``
+    (default: the evaluation protocol's). Headers are read here, so a folder holding a non-image
+    or empty file is refused before any feature is computed; truncated data is found on decoding.
+    """
+    from smisbench.image_io import image_size
+
+    resize_filter = resize_filter or default_resize_filter()
+    if resize_filter not in RESIZE_FILTERS:
+        from smisbench.errors import UnknownNameError
+
+        raise UnknownNameError("resize filter", resize_filter, list(RESIZE_FILTERS))
+    notes: list[str] = []
+    listed = []
+    for folder in (Path(dir_a), Path(dir_b)):
+        images, others = _list_images(folder)
+        if others:
+            from smisbench.data.files import first_few
+
+            notes.append(f"ignored {len(others)} {'entry' if len(others) == 1 else 'entries'} of {folder} "
+                         "that are not image files by name: "
+                         f"{first_few(others)}")
+        listed.append((folder, images, [image_size(p) for p in images]))
+    target = (int(size[0]), int(size[1])) if size else listed[0][2][0]
+    rule = "as asked" if size else f"the size of {listed[0][1][0].name}, the first image of {listed[0][0]}"
+    resized = [(folder, sum(s != target for s in sizes), len(sizes)) for folder, _, sizes in listed]
+    if any(count for _, count, _ in resized):
+        counts = ", ".join(f"{count} of {total} in {folder}" for folder, count, total in resized)
+        notes.append(f"resized {counts} to {target[0]}x{target[1]} (H x W; {rule}) with {resize_filter}; "
+                     "pass --size HxW to choose the size")
+    folders = [ImageFolder(images, target, resize_filter) for _, images, _ in listed]
+    return folders[0], folders[1], notes
+
+
+def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.Dataset,
+                      store_dir: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 32,
+                      verbose: bool = False) -> float:
+    """FID between two datasets of uint8 (3, H, W) images by torch-fidelity's own pipeline and Inception."""
     import torch_fidelity
 
     from smisbench.weights import require
 
-    for folder in (dir_a, dir_b):
-        if not Path(folder).is_dir():
-            raise SmisbenchError(f"{folder} is not a folder of images", "pass two folders of PNG/JPEG files")
+    if batch_size < 1:
+        raise SmisbenchError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 32 (or any N >= 1)")
     weights_path, _ = require("fid-inception", store_dir)
     metrics = torch_fidelity.calculate_metrics(
-        input1=str(dir_a), input2=str(dir_b), fid=True, cuda=str(device).startswith("cuda"),
+        input1=set_a, input2=set_b, fid=True, cuda=str(device).startswith("cuda"),
         feature_extractor_weights_path=str(weights_path), batch_size=batch_size, cache=False,
-        save_cpu_ram=True, verbose=verbose,
+        save_cpu_ram=True, verbose=verbose,  # save_cpu_ram: no worker processes, so read errors arrive as raised
     )
     return float(metrics["frechet_inception_distance"])
+
+
+def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
+                   device: str = "cpu", batch_size: int = 32, verbose: bool = False,
+                   size: tuple[int, int] | None = None, resize_filter: str | None = None) -> float:
+    """FID between two image folders (see :func:`image_folders` for the size rule)."""
+    set_a, set_b, _ = image_folders(dir_a, dir_b, size, resize_filter)
+    return fid_of_image_sets(set_a, set_b, store_dir, device, batch_size, verbose)

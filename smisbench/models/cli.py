@@ -117,10 +117,9 @@ def _import(args) -> int:
 
 
 def _sample(args) -> int:
-    import numpy as np
     import torch
-    from PIL import Image
 
+    from smisbench.labels import read_label_map, resize_ids
     from smisbench.models import smis
     from smisbench.models.loader import load_model
     from smisbench.models.registry import build_model
@@ -136,12 +135,13 @@ def _sample(args) -> int:
     else:
         model = build_model(args.model, args.dataset)
     model = model.to(device).eval()
-    label = torch.from_numpy(np.array(Image.open(args.label), dtype=np.int64))
-    instance = torch.from_numpy(np.array(Image.open(args.instance), dtype=np.int64)) if args.instance else None
+    label, instance = read_label_map(args.label, model.dataset, args.instance)
     size = model.dataset.size
-    label = torch.nn.functional.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
-    if instance is not None:
-        instance = torch.nn.functional.interpolate(instance[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    if tuple(label.shape) != tuple(size):
+        print(f"note: label map {args.label} is {label.shape[1]}x{label.shape[0]}; resized (nearest) to "
+              f"{size[1]}x{size[0]}, the {model.dataset.name} size (width x height)")
+        label = resize_ids(label, size)
+        instance = resize_ids(instance, size) if instance is not None else None
     semantics = model.semantics(label, instance, source=args.label)
     classes = args.classes if args.classes else torch.unique(label).tolist()
     generator = torch.Generator().manual_seed(args.seed)
