@@ -86,12 +86,8 @@ class PairedDataset(Dataset):
         name, paths = self.pairs[index]
         label_image = load_label(paths["label"])
         image = load_rgb(paths["image"])
-        if image.size != label_image.size:
-            raise LabelMapError(
-                f"image {paths['image']} is {image.size[0]}x{image.size[1]} but its label map {paths['label']} is "
-                f"{label_image.size[0]}x{label_image.size[1]} (width x height)",
-                "pair each image with the label map made for it, at the same size",
-            )
+        _check_same_size("image", paths["image"], image, paths["label"], label_image,
+                         "pair each image with the label map made for it, at the same size")
         top, left, flip = self.preprocess.draw(item_rng(self.augment_seed, self.epoch, index))
         converted = self.convert_label(np.asarray(label_image), paths["label"])
         label = self.preprocess.ids(_as_image(converted), top, left, flip)
@@ -99,12 +95,8 @@ class PairedDataset(Dataset):
         item = {"label": label, "image": self.preprocess.image(image, top, left, flip), "name": name}
         if "instance" in paths:
             instance = load_instance(paths["instance"])
-            if instance.size != label_image.size:
-                raise LabelMapError(
-                    f"instance map {paths['instance']} is {instance.size} but label map {paths['label']} is "
-                    f"{label_image.size} (width, height)",
-                    "pair each label map with the instance map of the same frame",
-                )
+            _check_same_size("instance map", paths["instance"], instance, paths["label"], label_image,
+                             "pair each label map with the instance map of the same frame")
             item["instance"] = self.preprocess.ids(instance, top, left, flip)
         return item
 
@@ -130,6 +122,16 @@ class PairedDataset(Dataset):
                 f"{first_few(report.problems, 3)}",
                 "fix or remove the files named above",
             )
+
+
+def _check_same_size(what: str, path: Path, image: Image.Image, label_path: Path, label: Image.Image, fix: str) -> None:
+    """An image or instance map must cover its label map pixel for pixel."""
+    if image.size != label.size:
+        raise LabelMapError(
+            f"{what} {path} is {image.size[0]}x{image.size[1]} but its label map {label_path} is "
+            f"{label.size[0]}x{label.size[1]} (width x height)",
+            fix,
+        )
 
 
 def _as_image(array: np.ndarray) -> Image.Image:
