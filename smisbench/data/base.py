@@ -117,12 +117,8 @@ class PairedDataset(Dataset):
         stored = read_ids(paths["label"], "label map")
         image = load_rgb(paths["image"])
         label_size = (stored.shape[1], stored.shape[0])
-        if image.size != label_size:
-            raise LabelMapError(
-                f"image {paths['image']} is {image.size[0]}x{image.size[1]} but its label map {paths['label']} is "
-                f"{label_size[0]}x{label_size[1]} (width x height)",
-                "pair each image with the label map made for it, at the same size",
-            )
+        _check_same_size("image", paths["image"], image.size, paths["label"], label_size,
+                         "pair each image with the label map made for it, at the same size")
         top, left, flip = self.preprocess.draw(item_rng(self.augment_seed, self.epoch, index))
         converted = self.convert_label(stored, paths["label"])
         label = self.preprocess.ids(_as_image(converted), top, left, flip)
@@ -130,12 +126,8 @@ class PairedDataset(Dataset):
         item = {"label": label, "image": self.preprocess.image(image, top, left, flip), "name": name}
         if "instance" in paths:
             instance = read_ids(paths["instance"], "instance map")
-            if instance.shape != stored.shape:
-                raise LabelMapError(
-                    f"instance map {paths['instance']} is {instance.shape[1]}x{instance.shape[0]} but label map "
-                    f"{paths['label']} is {label_size[0]}x{label_size[1]} (width x height)",
-                    "pair each label map with the instance map of the same frame",
-                )
+            _check_same_size("instance map", paths["instance"], (instance.shape[1], instance.shape[0]),
+                             paths["label"], label_size, "pair each label map with the instance map of the same frame")
             item["instance"] = self.preprocess.ids(_as_image(instance), top, left, flip)
         return item
 
@@ -161,6 +153,17 @@ class PairedDataset(Dataset):
                 f"{first_few(report.problems, 3)}",
                 "fix or remove the files named above",
             )
+
+
+def _check_same_size(what: str, path: Path, size: tuple[int, int], label_path: Path, label_size: tuple[int, int],
+                     fix: str) -> None:
+    """An image or instance map must cover its label map pixel for pixel (sizes as width, height)."""
+    if tuple(size) != tuple(label_size):
+        raise LabelMapError(
+            f"{what} {path} is {size[0]}x{size[1]} but its label map {label_path} is "
+            f"{label_size[0]}x{label_size[1]} (width x height)",
+            fix,
+        )
 
 
 def _as_image(array: np.ndarray) -> Image.Image:

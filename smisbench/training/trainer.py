@@ -253,26 +253,26 @@ class Trainer:
         batch = self._to_device(batch)
         with self._autocast():
             g = self.objective.generator_loss(batch, self.model, generator=self.noise)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(g.total).backward()
-        if self.sync_mode == "all_reduce":
-            distributed.average_gradients(self.ctx, self.model.parameters())
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        self._update(g.total, self.opt_g, self.scaler_g, self.model)
 
         reuse = getattr(self.objective, "reuse_fakes", True)
         with self._autocast():
             d = self.objective.discriminator_loss(batch, self.model, fakes=g.fakes if reuse else None,
                                                   generator=self.noise)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(d.total).backward()
-        if self.sync_mode == "all_reduce":
-            distributed.average_gradients(self.ctx, self.discriminator.parameters())
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
+        self._update(d.total, self.opt_d, self.scaler_d, self.discriminator)
         self.sched_g.step()
         self.sched_d.step()
         return {**g.terms, **d.terms}
+
+    def _update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                network: nn.Module) -> None:
+        """Backward, gradients averaged over processes in ``all_reduce`` mode, then one (scaled) step."""
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.sync_mode == "all_reduce":
+            distributed.average_gradients(self.ctx, network.parameters())
+        scaler.step(optimizer)
+        scaler.update()
 
     # ----- files -----
     def _provenance(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
