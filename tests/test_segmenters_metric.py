@@ -54,6 +54,16 @@ def test_provenance_names_the_trained_segmenter_and_its_checksum(scored):
     assert any("trained by the suite" in note for note in good.notes)
 
 
+def test_details_keep_the_one_confusion_matrix_for_the_per_class_table(scored):
+    from smisbench.reports.tables import per_class_iou_markdown
+
+    good, _, _ = scored
+    stored = good.details["segmentation_confusion"]
+    assert len(stored["classes"]) == stored["num_classes"] == len(good.details["segmentation_per_class"])
+    table = per_class_iou_markdown(good.details)
+    assert f"| {100 * good.values['miou']:.1f} |" in table.splitlines()[-3]  # the mIoU row: the metric's number
+
+
 def test_missing_segmenter_is_a_clear_error():
     data = SyntheticSMIS("test", length=2)
     with pytest.raises(Exception, match="protocol.segmenter"):

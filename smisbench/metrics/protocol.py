@@ -47,6 +47,12 @@ LPIPS_NETS = ("alex", "vgg")
 RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area")
 DTYPES = ("float32", "float16", "bfloat16")  # generator dtypes (smisbench.runtime)
 FID_DTYPES = ("float32", "float64")  # what torch-fidelity's Inception accepts internally
+# How Inception's 299x299 input is made: torch-fidelity's TF1-compatible bilinear inside the network
+# (the TF FID graph's own resize), or clean-fid's PIL bicubic on float values (nothing quantised after it).
+FID_RESIZES = ("legacy_tf", "clean")
+# sha256 of OpenAI's released CLIP ViT-B/32 file (ViT-B-32.pt, a TorchScript archive); OpenAI's own
+# loader checks the file against this digest, which is also the folder name of its download address.
+CLIP_VIT_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 
 
 _WORDS = {int: ("an integer", "integers"), str: ("a string", "strings"), bool: ("a boolean", "booleans")}
@@ -129,7 +135,9 @@ class EvalProtocol:
     lpips_net: str = _rule("alex", "LPIPS v0.1 backbone (paper: alex)", choices=LPIPS_NETS)
     diversity_maps: int | None = _rule(100, "label maps scored for mCSD/mOCD/LPIPS, the first of the split "
                                        "(absent: all)", minimum=1)
-    fid_samples: int | None = _rule(None, "images for FID, real and generated (absent: the whole split)", minimum=1)
+    fid_samples: int | None = _rule(None, "images for FID, real and generated, and for every metric on the same "
+                                    "features (KID, precision/recall, density/coverage, FD-DINOv2, FD-CLIP) "
+                                    "(absent: the whole split)", minimum=1)
     image_size: tuple[int, int] | None = _rule(None, "[height, width] real and generated images are brought to "
                                                "before Inception (absent: as the dataset yields them)", minimum=1)
     resize_filter: str = _rule("bicubic-antialias", "filter of that resize (unused when nothing is resized)",
@@ -138,6 +146,26 @@ class EvalProtocol:
     dtype: str = _rule("float32", "generator dtype for FPS (a spec's top-level `dtype`)", choices=DTYPES,
                        spec=False)
     fid_dtype: str = _rule("float32", "Inception's internal dtype (torch-fidelity)", choices=FID_DTYPES)
+    fid_resize: str = _rule("legacy_tf", "how images reach Inception's 299x299 input for FID, KID, "
+                            "precision/recall and density/coverage: `legacy_tf` torch-fidelity's TF1-compatible "
+                            "bilinear inside the network (the TF FID graph); `clean` clean-fid's PIL bicubic on "
+                            "float values, nothing quantised after it (metric `fid_clean` always uses `clean`)",
+                            choices=FID_RESIZES)
+    kid_subsets: int = _rule(100, "KID: random subsets whose MMDs give the mean and standard deviation "
+                             "(torch-fidelity's default)", minimum=1)
+    kid_subset_size: int = _rule(1000, "KID: images per subset, capped at the images there are (torch-fidelity's "
+                                 "default)", minimum=2)
+    kid_seed: int = _rule(2020, "KID: seed of the subset draws (torch-fidelity's `rng_seed` default)", minimum=0)
+    prc_neighborhood: int = _rule(3, "improved precision/recall: k of the k-th nearest neighbour radius "
+                                  "(torch-fidelity's default, Kynkaanniemi et al. 2019)", minimum=1)
+    nearest_k: int = _rule(5, "density/coverage: k of the k-th nearest neighbour radius (Naeem et al. 2020)",
+                           minimum=1)
+    fd_dinov2_weights: str | None = _rule(None, "FD-DINOv2: path of the official DINOv2 ViT-L/14 file "
+                                          "`dinov2_vitl14_pretrain.pth` (never downloaded)")
+    fd_dinov2_sha256: str | None = _rule(None, "its sha256, required with the path (the file is pinned)")
+    fd_clip_weights: str | None = _rule(None, "FD-CLIP: path of OpenAI's CLIP ViT-B/32 file `ViT-B-32.pt` "
+                                        "(never downloaded)")
+    fd_clip_sha256: str = _rule(CLIP_VIT_B32_SHA256, "its sha256 (default: the official release file's)")
     device: str = _rule("cpu", "device (a spec's top-level `device`)", spec=False)
     batch_size: int = _rule(16, "label maps / images per forward pass (never changes a number)", minimum=1)
     fps_batch_size: int = _rule(1, "batch size of the FPS measurement", minimum=1)

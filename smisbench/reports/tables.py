@@ -270,3 +270,41 @@ def to_html(table: ReportTable) -> str:
         out.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- per-class IoU
+def per_class_iou_markdown(source, class_names=None, rule: str | None = None, digits: int = 1) -> str:
+    """Per-class IoU and accuracy (percent) and pixel counts as a Markdown table, from the one confusion matrix.
+
+    ``source``: a :class:`~smisbench.segmenters.confusion.ConfusionMatrix`, or an evaluation's
+    ``details`` (its ``segmentation_confusion`` entry: the matrix, class names and absent-class
+    rule the mIoU was computed with). The last row is the mIoU under that rule (``rule`` overrides).
+    """
+    from smisbench.segmenters.confusion import ConfusionMatrix
+
+    if isinstance(source, dict):
+        stored = source.get("segmentation_confusion", source)
+        if "matrix" not in stored:
+            from smisbench.errors import SmisbenchError
+
+            raise SmisbenchError("these details hold no confusion matrix (no `segmentation_confusion`)",
+                                 "evaluate with the miou or accuracy metric first")
+        confusion = ConfusionMatrix.from_dict(stored)
+        class_names = class_names or stored.get("classes")
+        rule = rule or stored.get("absent_class_rule")
+    else:
+        confusion = source
+    rule = rule or "nanmean"
+    table = confusion.per_class_table(class_names)
+    lines = ["| id | class | IoU (%) | accuracy (%) | ground-truth pixels | predicted pixels |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for row in table.itertuples(index=False):
+        lines.append(f"| {row.class_id} | {_md_escape(row.name)} | {_fmt(100 * row.iou, digits)} | "
+                     f"{_fmt(100 * row.accuracy, digits)} | {row.gt_pixels} | {row.pred_pixels} |")
+    lines.append(f"| | **mIoU** ({rule}) | {_fmt(100 * confusion.mean_iou(rule), digits)} | "
+                 f"{_fmt(100 * confusion.pixel_accuracy(), digits)} (pixel accuracy) | {confusion.total} | |")
+    lines.append("")
+    lines.append(f"{MISSING}: IoU undefined (the class is in neither the ground truth nor the predictions) or "
+                 "accuracy undefined (not in the ground truth); one dataset-level confusion matrix, pixels "
+                 f"with ignore index {confusion.ignore_index} left out.")
+    return "\n".join(lines) + "\n"

@@ -89,7 +89,11 @@ class SegmentationMetric(Metric):
         summary = state["confusion"].summary(state["protocol"].absent_class_rule)
         ctx.provenance["segmenter"] = state["segmenter"].describe()
         ctx.provenance["scoring_protocol"] = state["protocol"].to_dict()
-        ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(state["segmenter"].classes).to_dict("records")
+        classes = list(state["segmenter"].classes)
+        ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(classes).to_dict("records")
+        # the one matrix itself, so reports print per-class IoU from it (smisbench.reports.tables.per_class_iou_markdown)
+        ctx.details["segmentation_confusion"] = {**state["confusion"].to_dict(), "classes": classes,
+                                                 "absent_class_rule": state["protocol"].absent_class_rule}
         miou, accuracy = summary["mIoU"], summary["pixel_accuracy"]
         return {"miou": float("nan") if miou is None else float(miou),
                 "accuracy": float("nan") if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else float(accuracy)}
