@@ -130,14 +130,15 @@ def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: Tex
     print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells on "
           f"{cells[0].device if cells else spec.device}, store {store.path}", file=stream)
     rows, cached, missing = [], 0, []
+    seeded = any(cell.replicates > 1 for cell in cells)  # `seeds = K`: a seed column tells the K cells apart
     for cell in cells:
         key, status = _plan_status(cell, store, redo_incomplete, identify, artifacts_dir)
         cached += status.startswith("cached")
         rows.append([str(cell.index), cell.model.label, f"{cell.dataset.label}/{cell.dataset.split}",
-                     ",".join(cell.metrics), key, status])
+                     *([str(cell.seed)] if seeded else []), ",".join(cell.metrics), key, status])
         if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
             missing.append(f"cell {cell.index}: checkpoint missing: {cell.checkpoint_path}")
-    header = ["#", "model", "dataset", "metrics", "key", "status"]
+    header = ["#", "model", "dataset", *(["seed"] if seeded else []), "metrics", "key", "status"]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
     for line in [header] + rows:
         cols = [line[0].rjust(widths[0])] + [c.ljust(w) for c, w in zip(line[1:-1], widths[1:])]

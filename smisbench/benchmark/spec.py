@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,13 @@ class BenchmarkSpec:
     claims: tuple[ClaimSpec, ...]
     source: str
     text: str
+    seeds: tuple[int, ...] = ()  # evaluation seeds (`seeds = K` or a list); empty: the one `seed`
+
+    @property
+    def eval_seeds(self) -> tuple[int, ...]:
+        """The seeds each cell is evaluated with: one cell per seed, the model (built or trained with
+        ``seed``) the same in all of them; only the codes drawn for the metrics differ."""
+        return self.seeds or (self.seed,)
 
     @property
     def sha256(self) -> str:
@@ -196,8 +203,8 @@ class _Reader:
                              f"known keys here: {', '.join(sorted(self.read))}")
 
 
-TOP_KEYS = ("name", "description", "table", "seed", "device", "dtype", "metrics", "protocol", "models", "datasets",
-            "cells", "claims")
+TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "metrics", "protocol", "models",
+            "datasets", "cells", "claims")
 MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
@@ -250,6 +257,44 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     if len(set(metrics)) != len(metrics):
         raise reader.error(name, "lists a metric twice")
     return metrics
+
+
+def seed_list(value: int | list[int] | tuple[int, ...], base: int) -> tuple[int, ...]:
+    """Evaluation seeds from a count K (``base``, ``base + 1``, ..., so the first is the spec's ``seed`` and
+    its cells are the single-seed ones) or from a list; raises ValueError naming what is wrong."""
+    minimum = protocol_field("seed").minimum or 0
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise ValueError(f"must be a count or an array of seeds, not {_type_name(value)}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a count of seeds must be at least 1, not {value}")
+        return tuple(base + i for i in range(value))
+    if not value:
+        raise ValueError("must list at least one seed")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ValueError(f"seeds must be integers, not {_type_name(item)} ({item!r})")
+        if item < minimum:
+            raise ValueError(f"seeds must be at least {minimum}, not {item}")
+    if len(set(value)) != len(value):
+        raise ValueError("lists a seed twice")
+    return tuple(value)
+
+
+def parse_seeds_option(text: str, base: int) -> tuple[int, ...]:
+    """``--seeds K`` (a count) or ``--seeds 0,4,9`` (a list) on a command line."""
+    try:
+        parts = [int(p) for p in text.split(",")] if "," in text else int(text)
+        return seed_list(parts, base)
+    except ValueError as err:
+        problem = str(err) if "seed" in str(err) else f"{text!r} is not a number"
+        raise SmisbenchError(f"--seeds {text}: {problem}",
+                             "give a count (--seeds 3) or a comma-separated list (--seeds 0,4,9)") from None
+
+
+def with_seeds(spec: BenchmarkSpec, seeds: tuple[int, ...]) -> BenchmarkSpec:
+    """The spec run with other evaluation seeds (``--seeds``); everything else, its text included, unchanged."""
+    return replace(spec, seeds=tuple(seeds))
 
 
 def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
@@ -337,6 +382,11 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     seed = top.integer("seed", minimum=protocol_field("seed").minimum, default=protocol_field("seed").default)
     device = top.text("device", default=protocol_field("device").default)
     dtype = top.text("dtype", default=protocol_field("dtype").default, choices=protocol_field("dtype").choices)
+    top.read.add("seeds")
+    try:
+        seeds = seed_list(top.data["seeds"], seed) if "seeds" in top.data else ()
+    except ValueError as err:
+        raise top.error("seeds", str(err), "write `seeds = 3` (a count) or `seeds = [0, 4, 9]`") from None
     protocol = _protocol(top, defaults=True)
 
     model_readers = top.tables("models", required=True)
@@ -377,7 +427,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     claims = tuple(_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
     top.finish()
     return BenchmarkSpec(name, description, table, seed, device, dtype, metrics or (), protocol, models,
-                         datasets, cells, claims, source, text)
+                         datasets, cells, claims, source, text, seeds)
 
 
 def shipped_specs() -> list[str]:

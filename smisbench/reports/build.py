@@ -66,7 +66,7 @@ def provenance_frame(store: Store, table: ReportTable) -> pd.DataFrame:
     """Where each of our numbers came from: one row per cell."""
     records = []
     seen = set()
-    for (row, _), source in sorted(table.sources.items(), key=lambda kv: (kv[1]["cell_index"], kv[1]["cell_id"])):
+    for row, source in sorted(table.source_rows(), key=lambda rs: (rs[1]["cell_index"], rs[1]["cell_id"])):
         if source["cell_id"] in seen:
             continue
         seen.add(source["cell_id"])

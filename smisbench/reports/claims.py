@@ -4,7 +4,8 @@ A claim says the model is at most ``max_ratio`` times as bad as the reference in
 direction (``metrics.toml``): for a lower-is-better value (FID, mOCD) model / reference <=
 max_ratio, for a higher-is-better one (mCSD, LPIPS, mIoU) reference / model <= max_ratio. The
 test is made without dividing (model <= max_ratio * reference), so a measured 0 is a number like
-any other; only a value the store lacks makes a claim "not measured".
+any other; only a value the store lacks makes a claim "not measured". A value measured with
+several seeds is judged by its mean over them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.compare import values_of_run
 from smisbench.benchmark.spec import BenchmarkSpec, ClaimSpec, parse_spec
 from smisbench.benchmark.store import Store
 
@@ -79,10 +81,11 @@ def check_claims(store: Store, table: str) -> list[ClaimResult]:
     spec = latest_spec(store, table)
     if spec is None or not spec.claims:
         return []
-    values: dict[tuple[str, str, str], float] = {}
-    for row in store.table_results(table):
-        if math.isfinite(row["value"]):
-            values[(row["model_id"], row["dataset_id"], row["metric"])] = row["value"]
+    values: dict[tuple[str, str, str], float] = {}  # the newest value of each model; over K seeds, their mean
+    for run in (r for r in store.runs() if r.table == table):
+        for (model, dataset, _split, metric), entry in values_of_run(store, run.run_id).items():
+            if math.isfinite(entry["value"]):
+                values[(model, dataset, metric)] = entry["value"]
     results = []
     for claim in spec.claims:
         dataset = claim.dataset or spec.datasets[0].id

@@ -23,6 +23,7 @@ th, td { border: 1px solid #c9c9c9; padding: 3px 8px; text-align: right; }
 thead th { background: rgb(%d, %d, %d); color: #ffffff; text-align: center; }
 tbody th { text-align: left; background: #f3f3f3; }
 td.missing { color: #9a9a9a; }
+td.paper-only { color: #9a9a9a; font-style: italic; }
 table.provenance { font-size: 11px; }
 figure { margin: 16px 0; } figcaption { font-size: 12px; color: #555; }
 img { display: block; }
