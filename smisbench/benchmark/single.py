@@ -22,6 +22,14 @@ from smisbench.errors import SmisbenchError
 from smisbench.metrics.evaluate import EvaluationResult
 
 
+SINGLE_SOURCE = "(one-cell spec)"  # ends the spec source of such runs
+
+
+def is_single(spec_source: str | None) -> bool:
+    """Whether a run's spec source names a one-cell run (which states no claims of its own)."""
+    return bool(spec_source) and spec_source.endswith(SINGLE_SOURCE)
+
+
 def spec_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
     """The fields of an evaluation's protocol a spec may carry (absent values left out, tuples as lists)."""
     out = {}
@@ -34,11 +42,11 @@ def spec_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
 def single_spec(*, name: str, table: str, model: dict[str, Any], dataset: dict[str, Any], metrics: list[str],
                 protocol: dict[str, Any], seed: int, device: str, description: str = "") -> BenchmarkSpec:
     """A spec of one model x one dataset (``model``/``dataset``: the keys of a spec's [[models]]/[[datasets]])."""
-    data = {"name": name, "description": description, "table": table, "seed": seed, "device": device,
-            "metrics": list(metrics), "protocol": spec_protocol(protocol),
+    data = {"name": name, **({"description": description} if description else {}), "table": table, "seed": seed,
+            "device": device, "metrics": list(metrics), "protocol": spec_protocol(protocol),
             "datasets": [{k: v for k, v in dataset.items() if v not in (None, {})}],
             "models": [{k: v for k, v in model.items() if v not in (None, {})}]}
-    return parse_spec(tomli_w.dumps(data), f"{name} (one-cell spec)")
+    return parse_spec(tomli_w.dumps(data), f"{name} {SINGLE_SOURCE}")
 
 
 def outcome_of(result: EvaluationResult) -> CellOutcome:

@@ -26,6 +26,13 @@ other-class area there (its L_{!=c} is not counted); both say so in ``notes``, n
 Every image's code comes from its own seed, so only images that appear in a pair are generated
 (``generate_all=True`` generates all n and gives identical numbers). Models without per-class
 codes fall back to global resampling for every class, and say so in ``notes``.
+
+Two routes share this module's pieces: the in-memory one (:class:`SMISDiversity`,
+:class:`LPIPSDiversity`, generating with :class:`SetGenerator`) and the sample-folder one
+(``smisbench.samples``: ``export-samples`` writes the sets :class:`SetGenerator` makes, and
+``score-samples`` reads them back). The seeded draws (:func:`base_code`, :func:`set_codes`,
+:func:`set_pairs`) and the scoring of a set's pairs (:class:`ClassDiversity`, :func:`pair_scores`,
+:func:`pairs_lpips`) are defined once here, so the two routes differ by PNG rounding alone.
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def _print(result: dict[str, Any], folder: Any, as_json: bool, stored: str | Non
     m = folder.manifest
     print(f"{folder.root}: {m.model_name} ({m.codes} codes), {len(folder.maps)} label maps of {m.dataset}/{m.split}, "
           f"n={m.n}, k={m.k}, seed {m.seed}")
-    for key, value in result["values"].items():
+    order = list(catalog().values)
+    for key, value in sorted(result["values"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
         print(f"  {catalog().value(key).label:12s} {value:.6g}")
     for note in result["notes"]:
         print(f"  note: {note}")

@@ -110,7 +110,8 @@ def read_manifest(root: Path) -> Manifest:
     """The manifest of the sample folder ``root``: an error for a missing folder, an empty one, no manifest."""
     if not root.is_dir():
         raise SmisbenchError(f"sample folder {root} does not exist",
-                             "pass the folder `smisbench export-samples --out` wrote (or yours, docs/sample_folders.md)")
+                             "pass the folder `smisbench export-samples --out` wrote "
+                             "(or one in the layout of docs/sample_folders.md)")
     path = root / layout.MANIFEST
     if not path.is_file():
         if not any(root.iterdir()):
@@ -218,5 +219,6 @@ def _map(root: Path, manifest: Manifest, index: int, config: DatasetConfig, prob
     if not (folder / layout.GLOBAL).is_dir():
         problems.append(f"{name}/{layout.GLOBAL} is missing")
     elif gaps := _missing(folder / layout.GLOBAL, manifest.k):
-        problems.append(f"{name}/{layout.GLOBAL} lacks {len(gaps)} of its k={manifest.k} samples ({first_few(gaps, 3)})")
+        problems.append(f"{name}/{layout.GLOBAL} lacks {len(gaps)} of its k={manifest.k} samples "
+                        f"({first_few(gaps, 3)})")
     return SampleMap(index, folder, label, tuple(wanted))
