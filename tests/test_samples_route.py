@@ -162,6 +162,8 @@ def test_deterministic_model_needs_no_class_sets_and_scores_zero(tmp_path, toys,
     result = score_json(folder, capsys, "--metrics", "mcsd_mocd", "lpips")
     assert result["values"] == {"mcsd": 0.0, "mocd": 0.0, "lpips": 0.0}
     assert any("deterministic model" in note for note in result["notes"])
+    _manifest(folder, n=1)  # a deterministic model's own folder need not name a set size
+    assert score_json(folder, capsys, "--metrics", "mcsd_mocd")["values"] == {"mcsd": 0.0, "mocd": 0.0}
 
 
 @pytest.mark.weights

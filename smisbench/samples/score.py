@@ -156,7 +156,9 @@ def _protocol_for(folder: SampleFolder, protocol: EvalProtocol, dataset: Dataset
                   metrics: list[str]) -> tuple[EvalProtocol, list[str]]:
     """The protocol as the folder fixes it (its n and seed; its map count bounds the others), with notes."""
     m, count = folder.manifest, len(folder.maps)
-    notes, changes = [], {"n": m.n, "seed": m.seed, "device": device, "split": m.split}
+    notes, changes = [], {"seed": m.seed, "device": device, "split": m.split}
+    if m.codes != "none":  # a deterministic model's folder has no class sets, so no n
+        changes["n"] = m.n
     if dataset is not None and getattr(dataset, "root", None) is not None:
         changes["dataset_root"] = str(dataset.root)
     if "fid" in metrics:
