@@ -84,6 +84,7 @@ def evaluate(
     discriminator: torch.nn.Module | None = None,
     weights_dir: str | os.PathLike | None = None,
     stats_cache_dir: str | os.PathLike | None = None,
+    segmenter_cache_dir: str | os.PathLike | None = None,
     networks: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
@@ -94,6 +95,9 @@ def evaluate(
     per map (codes seeded per item), mCSD/mOCD and LPIPS diversity generate their own sets for
     the first ``protocol.diversity_maps`` maps. ``networks`` passes already loaded metric networks
     ({"lpips": LPIPSMetric, "inception": extractor}) so a harness scoring many models loads them once.
+    Real-image FID statistics and suite-trained segmenters are cached once per machine (under
+    ``smisbench.paths.cache_root()``, keyed by content), shared by every call and every store;
+    ``stats_cache_dir`` / ``segmenter_cache_dir`` move them elsewhere.
     """
     from smisbench.provenance import environment
 
@@ -105,7 +109,8 @@ def evaluate(
     model = model.to(device).eval()
     if discriminator is not None:
         discriminator = discriminator.to(device).eval()
-    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir)
+    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir,
+                      segmenter_cache_dir)
     ctx.shared.update(networks or {})
     ctx.provenance.update(environment(device))
     ctx.provenance.update({
