@@ -180,7 +180,7 @@ def test_score_samples_store_compare_and_report_commands(tmp_path, monkeypatch, 
     capsys.readouterr()
     assert main(score) == 0 and main(score) == 0
     out = capsys.readouterr().out
-    assert "of table 'demo'" in out and "1 already finished" in out  # the second run reuses the cell
+    assert "of table 'demo'" in out and "0 computed, 1 reused" in out  # the second run reuses the cell
     with Store(db, readonly=True) as s:
         runs = [r.run_id for r in s.runs()]
     assert main(["compare", str(runs[-2]), str(runs[-1]), "--store", str(db)]) == 0

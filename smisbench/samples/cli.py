@@ -119,7 +119,7 @@ def _dataset(name: str, root: str | None, split: str, options: dict[str, Any] | 
 def load_model(name: str, dataset: str, weights: str | None, seed: int) -> tuple[Any, dict[str, Any]]:
     """A registered model with its weights, and its provenance for the manifest.
 
-    (The one call that loads a model here; it moves to the suite's model loader when there is one.)
+    (The one call that loads a model here, through the suite's one loader, :mod:`smisbench.models.loader`.)
     """
     import torch
 
@@ -134,22 +134,11 @@ def load_model(name: str, dataset: str, weights: str | None, seed: int) -> tuple
         model = build_model(name, dataset)
         info.update(config=jsonable(model_config(name, dataset)), weights="random initialisation")
         return model, info
-    path = Path(weights)
-    payload = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    if isinstance(payload, dict) and payload.get("format") == "smisbench-model/1":
-        from smisbench.models.checkpoints import load_bundle
+    from smisbench.models.loader import load_model as load_weights
 
-        model, extra = load_bundle(path)
-        if model.model_name != name:
-            raise SmisbenchError(f"{path} holds a {model.model_name!r} model, not {name!r}",
-                                 f"pass --model {model.model_name}")
-        info.update(weights={"file": str(path.resolve()), "sha256": sha256_file(path)}, bundle=jsonable(extra))
-        return model, info
-    from smisbench.benchmark.executor import _load_checkpoint
-
-    model = build_model(name, dataset)
-    info.update(config=jsonable(model_config(name, dataset)), weights=_load_checkpoint(model, path, entry))
-    return model, info
+    loaded = load_weights(weights, name, dataset)
+    info.update(config=jsonable(loaded.config), weights=loaded.provenance(), bundle=jsonable(loaded.info))
+    return loaded.model, info
 
 
 # ----------------------------------------------------------------------------- export-samples

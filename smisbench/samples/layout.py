@@ -84,29 +84,24 @@ def sample_name(i: int, count: int) -> str:
 
 # ----------------------------------------------------------------------------- the one place PNGs are read and written
 def read_rgb(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 pixels of a sample (``smisbench.data.preprocess.load_rgb``: grey/alpha become RGB)."""
-    from smisbench.data.preprocess import load_rgb
+    """(3, H, W) uint8 pixels of a sample (``smisbench.image_io``: every mode converted or refused)."""
+    from smisbench.image_io import read_rgb as read_photo
 
-    return torch.from_numpy(np.asarray(load_rgb(path), dtype=np.uint8).copy()).permute(2, 0, 1)
+    return torch.from_numpy(read_photo(path, "sample")).permute(2, 0, 1)
 
 
 def read_label(path: Path) -> torch.Tensor:
-    """(H, W) int64 label ids (``smisbench.data.preprocess.load_label``: never colour-converted)."""
-    from smisbench.data.preprocess import load_label
+    """(H, W) int64 label ids (``smisbench.image_io.read_ids``: never colour-converted)."""
+    from smisbench.image_io import read_ids
 
-    return torch.from_numpy(np.asarray(load_label(path)).astype(np.int64))
+    return torch.from_numpy(read_ids(path, "label map").astype(np.int64))
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image from its header, without decoding it."""
-    from PIL import Image
+    from smisbench.image_io import image_size as header_size
 
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as err:
-        raise SmisbenchError(f"cannot read sample {path}: {err}", "write the samples as PNG files") from None
-    return height, width
+    return header_size(path, "sample")
 
 
 def write_rgb(path: str | os.PathLike, image: torch.Tensor) -> None:
