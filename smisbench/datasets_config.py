@@ -57,8 +57,23 @@ def register_dataset(config: DatasetConfig) -> DatasetConfig:
     return config
 
 
+# Configurations that a module registers when imported (loaded on first use, like the readers).
+LAZY_DATASETS = {"synthetic": "smisbench.data.synthetic"}
+
+
 def get_dataset_config(name: str) -> DatasetConfig:
+    if name not in DATASETS and name in LAZY_DATASETS:
+        import importlib
+
+        importlib.import_module(LAZY_DATASETS[name])
     try:
         return DATASETS[name]
     except KeyError:
-        raise UnknownNameError("dataset", name, list(DATASETS)) from None
+        raise UnknownNameError("dataset", name, sorted(set(DATASETS) | set(LAZY_DATASETS))) from None
+
+
+def dataset_configs() -> dict[str, DatasetConfig]:
+    """Every dataset configuration, the lazily registered ones included."""
+    for name in LAZY_DATASETS:
+        get_dataset_config(name)
+    return dict(DATASETS)

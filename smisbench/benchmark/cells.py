@@ -76,15 +76,20 @@ class Cell:
 
     def identity(self) -> dict[str, Any]:
         """The content the key hashes."""
+        model = {
+            "name": self.model.name,
+            "config": self.model.config,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            # a missing checkpoint is keyed by its path, so providing the file later reruns the cell
+            "checkpoint": None if self.checkpoint_sha256 else self.model.checkpoint,
+            "train": asdict(self.model.train) if self.model.train else None,
+        }
+        if self.model.factory:  # a user's model file: an edited file is a new cell
+            from smisbench.models.plugins import factory_source_sha256
+
+            model["factory_sha256"] = factory_source_sha256(self.model.factory)
         return {
-            "model": {
-                "name": self.model.name,
-                "config": self.model.config,
-                "checkpoint_sha256": self.checkpoint_sha256,
-                # a missing checkpoint is keyed by its path, so providing the file later reruns the cell
-                "checkpoint": None if self.checkpoint_sha256 else self.model.checkpoint,
-                "train": asdict(self.model.train) if self.model.train else None,
-            },
+            "model": model,
             "dataset": {"name": self.dataset.name, "split": self.dataset.split, "options": self.dataset.options},
             "metrics": sorted(self.metrics),
             "protocol": self.protocol,

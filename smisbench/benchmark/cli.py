@@ -1,4 +1,4 @@
-"""``smisbench run | runs | specs | compare | baseline | demo``: the benchmark harness on the command line."""
+"""``smisbench run | runs | specs | compare | baseline | demo | score``: the benchmark harness on the command line."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="do not install the pinned metric weights first (they must be there already)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+
+    from smisbench.benchmark.score_cli import register as register_score
+
+    register_score(sub)
 
 
 def load_executor(ref: str | None):

@@ -22,6 +22,7 @@ from smisbench.benchmark.spec import BenchmarkSpec
 from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Store, now
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -174,9 +175,7 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     print(f"run {run_id}: spec {spec.name}, {len(cells)} cells, {len(summary.reused)} already finished, "
           f"{len(pending)} to run (store {store.path})", file=stream)
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(pending), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(pending), desc=spec.name, unit="cell", enabled=progress, file=sys.stderr)
     work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast)
     try:
         with store.heartbeat(run_id, heartbeat_s):

@@ -72,12 +72,13 @@ class TrainSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str  # unique within the spec; what cells and claims refer to
-    name: str  # registry name for build_model
+    name: str  # registry name for build_model (a factory's reference for `factory = ...` models)
     label: str  # row label in reports (the paper's row name where there is one)
     config: dict[str, Any] = field(default_factory=dict)  # model config overrides
     checkpoint: str | None = None
     train: TrainSpec | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # "pkg.mod:build" or "file.py:build" (smisbench.models.plugins), instead of a name
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class _Reader:
 
 TOP_KEYS = ("name", "description", "table", "seed", "device", "dtype", "metrics", "protocol", "models", "datasets",
             "cells", "claims")
-MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
+MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
 CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset")
@@ -295,7 +296,15 @@ def _train(reader: _Reader) -> TrainSpec | None:
 
 def _model(reader: _Reader) -> ModelSpec:
     reader.only(MODEL_KEYS)
-    name = reader.text("name", required=True)
+    factory = reader.text("factory")
+    if factory is not None and "name" in reader.data:
+        raise reader.error("factory", "is given together with `name`", "keep one: a registered name or a factory")
+    if factory is not None and ":" not in factory:
+        raise reader.error("factory", f"{factory!r} is not MODULE:FACTORY or FILE.py:FACTORY",
+                           'write e.g. factory = "mypkg.models:build"')
+    name = factory if factory is not None else reader.text("name", required=True)
+    if factory is None and ":" in name:
+        raise reader.error("name", f"{name!r} is a factory reference", f'write factory = "{name}"')
     ident = reader.text("id", default=name)
     spec = ModelSpec(
         id=ident,
@@ -305,6 +314,7 @@ def _model(reader: _Reader) -> ModelSpec:
         checkpoint=reader.text("checkpoint"),
         train=_train(reader),
         protocol=_protocol(reader),
+        factory=factory,
     )
     reader.finish()
     return spec

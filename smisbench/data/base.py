@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from smisbench.data.files import first_few
 from smisbench.data.preprocess import Preprocess, item_rng, load_instance, load_label, load_rgb
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import LabelMapError, SmisbenchError
 from smisbench.labels import validate_label_map
+from smisbench.progress import progress_bar
 
 SPLITS = ("train", "val", "test")
 
@@ -112,8 +112,8 @@ class PairedDataset(Dataset):
         """Read every item once and collect every problem (unreadable files, bad sizes, bad ids)."""
         report = VerifyReport()
         count = len(self) if limit is None else min(limit, len(self))
-        for index in tqdm(range(count), desc=f"checking {self.config.name}/{self.split}", disable=not progress,
-                          leave=False):
+        for index in progress_bar(range(count), desc=f"checking {self.config.name}/{self.split}", enabled=progress,
+                                  leave=False):
             try:
                 self[index]
             except SmisbenchError as err:
