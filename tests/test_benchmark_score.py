@@ -218,7 +218,8 @@ def test_json_stdout_is_exactly_one_object_in_a_real_process(tiny, tmp_path):
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "smisbench", "score", "--model", f"{EXAMPLE}:build_per_class", "--dataset", "synthetic",
-         "--metrics", "mcsd", "--preset", str(tiny), "--device", "cpu", "--json", "--store", str(tmp_path / "s.sqlite")],
+         "--metrics", "mcsd", "--preset", str(tiny), "--device", "cpu", "--json",
+         "--store", str(tmp_path / "s.sqlite")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -267,3 +268,46 @@ def test_score_refuses_unknown_names_and_missing_folders_before_any_work(capsys,
     assert main(["score", "--model", "groupdnet", "--dataset", "synthetic", "--checkpoint",
                  str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_readme_example_is_the_file_and_runs(provisioned_weights):
+    """README "Score your own model" shows examples/score_your_own_model.py whole, and it runs as shown."""
+    script = REPO / "examples" / "score_your_own_model.py"
+    readme = (REPO / "README.md").read_text()
+    body = script.read_text().split('"""', 2)[2].strip()
+    assert body in readme
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "SMISBENCH_WEIGHTS_DIR": str(provisioned_weights)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in readme and "'mocd': 0.0" in done.stdout
+
+
+def test_get_dataset_config_knows_synthetic_without_importing_it_first():
+    """Before: `get_dataset_config("synthetic")` said unknown dataset unless smisbench.data.synthetic was imported."""
+    code = "from smisbench.datasets_config import get_dataset_config; print(get_dataset_config('synthetic').label_nc)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout.strip() == "6", done.stderr
+
+
+def test_out_keeps_score_json_and_the_smis_grid(capsys, tiny, tmp_path):
+    out = tmp_path / "out"
+    result = _json(capsys, f"{EXAMPLE}:build_per_class", tiny, "--metrics", "mcsd", "--out", str(out))
+    assert json.loads((out / "score.json").read_text()) == result
+    (grid,) = result["provenance"]["artifacts"]
+    assert grid["kind"] == "smis_grid" and Path(grid["path"]).is_file()
+
+
+@needs_example
+def test_plugin_models_sample_by_name(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from smisbench.data.synthetic import SyntheticSMIS
+
+    label = tmp_path / "label.png"
+    Image.fromarray(SyntheticSMIS("test", length=1)[0]["label"].numpy().astype(np.uint8)).save(label)
+    assert main(["sample", "--model", "example-per-class", "--dataset", "synthetic", "--label", str(label), "-n", "2",
+                 "--out", str(tmp_path / "grid.png"), "--device", "cpu"]) == 0
+    assert (tmp_path / "grid.png").is_file()

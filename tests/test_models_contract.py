@@ -183,7 +183,8 @@ def test_a_module_without_parameters_finds_its_device():
 
     model = wrap(Flat(), DATA)
     assert model.sample_z(2) is None and isinstance(model, WrappedModel)
-    assert model.generate(model.semantics(block_label(64, 64, classes=(0, 1, 2, 3))[None]), None).shape == (1, 3, 64, 64)
+    onehot = model.semantics(block_label(64, 64, classes=(0, 1, 2, 3))[None])
+    assert model.generate(onehot, None).shape == (1, 3, 64, 64)
     assert sum(p.numel() for p in model.parts()["G"].parameters()) == 0
 
 

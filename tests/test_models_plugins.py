@@ -123,7 +123,8 @@ def test_entry_points_register_plugins_and_a_broken_one_names_its_distribution(m
         _point("plugin-broken", "no_such_plugin_module_xyz:build", dist="broken-dist"),
         _point("groupdnet", "my_models:build", dist="clash-dist"),
     ]
-    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: points if group == plugins.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points",
+                        lambda group: points if group == plugins.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(plugins, "_entry_points_read", False)
     monkeypatch.setattr(plugins, "_BROKEN", {})
     registry = {"groupdnet": object()}
@@ -188,7 +189,8 @@ def test_specs_accept_a_factory_and_an_edited_file_is_a_new_cell(factory_file):
 
 def test_registered_specs_keep_their_cell_keys():
     """Models named by the registry hash exactly as before (no factory field in their identity)."""
-    spec = parse_spec('name = "x"\nmetrics = ["params"]\n[[datasets]]\nname = "synthetic"\n[[models]]\nname = "groupdnet"\n')
+    spec = parse_spec('name = "x"\nmetrics = ["params"]\n[[datasets]]\nname = "synthetic"\n'
+                      '[[models]]\nname = "groupdnet"\n')
     assert "factory_sha256" not in expand_cells(spec)[0].identity()["model"]
 
 

@@ -37,7 +37,8 @@ class _Package(types.ModuleType):
     would otherwise bind the module over it (``from smisbench.metrics.evaluate import ...`` still works)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name and value.__name__ == f"{__name__}.{name}":
+        same_name = _EXPORTS.get(name) == name
+        if same_name and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
             value = getattr(value, name)
         super().__setattr__(name, value)
 

@@ -102,14 +102,16 @@ def preset_from_toml(path: str | Path) -> Preset:
     except OSError as err:
         raise SmisbenchError(f"cannot read preset file {path}: {err.strerror}", "check the path") from None
     except tomllib.TOMLDecodeError as err:
-        raise SmisbenchError(f"preset file {path} is not valid TOML: {err}", "fix the syntax at the line named") from None
+        raise SmisbenchError(f"preset file {path} is not valid TOML: {err}",
+                             "fix the syntax at the line named") from None
     unknown = sorted(set(data) - {"name", "description", "metrics", "protocol"})
     if unknown:
         raise SmisbenchError(f"{path}: {unknown[0]!r} is not a preset key",
                              "a preset has name, description, metrics and [protocol]")
     metrics = data.get("metrics", list(TABLE1_METRICS))
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
-        raise SmisbenchError(f"{path}: metrics must be a non-empty array of metric names", 'e.g. metrics = ["mcsd_mocd"]')
+        raise SmisbenchError(f"{path}: metrics must be a non-empty array of metric names",
+                             'e.g. metrics = ["mcsd_mocd"]')
     return Preset(str(data.get("name", path.stem)), str(data.get("description", "")),
                   _check_protocol(data.get("protocol", {}), str(path)), tuple(metrics), str(path))
 

@@ -153,12 +153,14 @@ class WrappedModel(SMISModel):
         fix = f"make sample_codes(batch, generator) return {self._codes_layout()}, or fix code_shape"
         return self._check_codes(codes, batch, f"{self.model_name}.sample_codes({batch}, generator)", fix).to(device)
 
-    def redraw(self, z: torch.Tensor, classes: list[int] | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def redraw(self, z: torch.Tensor, classes: list[int] | None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
         if classes is None or self.latent is None or not self.latent.per_class or not self.own_redraw:
             return super().redraw(z, classes, generator)
         out = z
         for c in classes:
-            fix = f"make redraw(codes, class_index, generator) return codes shaped like its input: {self._codes_layout()}"
+            fix = ("make redraw(codes, class_index, generator) return codes shaped like its input: "
+                   f"{self._codes_layout()}")
             out = self._check_codes(self.netG.redraw(out.clone(), int(c), generator), z.shape[0],
                                     f"{self.model_name}.redraw(codes, {int(c)}, generator)", fix).to(z.device)
         return out
