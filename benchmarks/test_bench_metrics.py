@@ -24,7 +24,7 @@ FID_BATCH = 16
 
 
 def _store_ok() -> bool:
-    from smisbench.metrics.weights import verify
+    from smisbench.weights import verify
 
     return all(s.state == "ok" for s in verify())
 

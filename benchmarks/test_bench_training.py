@@ -34,7 +34,7 @@ def synthetic_models() -> list[str]:
 def _perceptual_choice() -> str:
     """The stand-in VGG16 where the metric weights are installed, else no perceptual loss."""
     try:
-        from smisbench.metrics.weights import require
+        from smisbench.weights import require
 
         require("lpips-vgg-backbone")
         return "auto"

@@ -1,10 +1,16 @@
-"""Dataset configurations as data: class counts, label conventions and sizes that models and readers share."""
+"""Dataset configurations as data: class counts, label conventions and sizes that models and readers share.
+
+The built-in configurations are declared here (the synthetic set's too, so it exists without
+importing its reader); a user's own dataset registers with :func:`register_dataset`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
-from smisbench.errors import UnknownNameError
+from smisbench.registry import DATASET_CONFIGS
 
 
 @dataclass(frozen=True)
@@ -41,39 +47,38 @@ class DatasetConfig:
 
 
 DEEPFASHION_CLASSES = ("hair", "face", "skin", "top", "bottom", "socks", "shoes", "background")
+# The embedded synthetic set (smisbench.data.synthetic renders it): label ids 0..5, 64x64 by default.
+SYNTHETIC_CLASSES = ("background", "disc", "square", "triangle", "bar", "ring")
 
-# Cityscapes label ids 0..34 (cityscapesscripts' table; 34 = license plate, listed there as -1).
-DATASETS: dict[str, DatasetConfig] = {
+# The built-in configurations. Cityscapes label ids 0..34 (cityscapesscripts' table; 34 = license
+# plate, listed there as -1).
+DATASETS: Mapping[str, DatasetConfig] = MappingProxyType({
     "deepfashion": DatasetConfig("deepfashion", 8, 256, 256, class_names=DEEPFASHION_CLASSES),
     "cityscapes": DatasetConfig("cityscapes", 35, 256, 512, use_instance=True),
     # ADE20K: values 0..150 with 0 = "other"; 151 one-hot channels as the GroupDNet release uses them.
     "ade20k": DatasetConfig("ade20k", 151, 256, 256, contain_dontcare=True, load_size=286),
-}
+    "synthetic": DatasetConfig("synthetic", len(SYNTHETIC_CLASSES), 64, 64, class_names=SYNTHETIC_CLASSES),
+})
 
 
-def register_dataset(config: DatasetConfig) -> DatasetConfig:
-    """Add a dataset configuration (the synthetic set and users' custom sets register here)."""
-    DATASETS[config.name] = config
-    return config
-
-
-# Configurations that a module registers when imported (loaded on first use, like the readers).
-LAZY_DATASETS = {"synthetic": "smisbench.data.synthetic"}
+def register_dataset(config: DatasetConfig, replace: bool = False) -> DatasetConfig:
+    """Add a dataset configuration under ``config.name`` (a taken name raises unless ``replace``)."""
+    return DATASET_CONFIGS.register(config.name, config, replace)
 
 
 def get_dataset_config(name: str) -> DatasetConfig:
-    if name not in DATASETS and name in LAZY_DATASETS:
-        import importlib
+    return DATASET_CONFIGS.get(name)
 
-        importlib.import_module(LAZY_DATASETS[name])
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UnknownNameError("dataset", name, sorted(set(DATASETS) | set(LAZY_DATASETS))) from None
+
+def dataset_config_names() -> list[str]:
+    return DATASET_CONFIGS.names()
 
 
 def dataset_configs() -> dict[str, DatasetConfig]:
-    """Every dataset configuration, the lazily registered ones included."""
-    for name in LAZY_DATASETS:
-        get_dataset_config(name)
-    return dict(DATASETS)
+    """Every dataset configuration by name (built-ins and registered ones): a factory model's configs."""
+    return dict(DATASET_CONFIGS.items())
+
+
+for _config in DATASETS.values():
+    register_dataset(_config)
+del _config

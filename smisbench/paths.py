@@ -11,7 +11,11 @@ import os
 from pathlib import Path
 
 
+def xdg_cache_home() -> Path:
+    """``$XDG_CACHE_HOME`` when set and not empty, else ``~/.cache`` (the base of smisbench's and torch's caches)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"))
+
+
 def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/smisbench`` when that variable is set and not empty, else ``~/.cache/smisbench``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "smisbench"
+    """``$XDG_CACHE_HOME/smisbench``, else ``~/.cache/smisbench``."""
+    return xdg_cache_home() / "smisbench"

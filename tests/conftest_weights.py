@@ -28,7 +28,7 @@ def provisioned_weights() -> Path:
     Skips with the fix when the registry cannot be reached: deselect with ``-m "not weights"`` offline.
     """
     from smisbench.errors import WeightsError
-    from smisbench.metrics.weights import install, verify, weights_dir
+    from smisbench.weights import install, verify, weights_dir
 
     store = weights_dir()
     if all(status.state == "ok" for status in verify(store)):

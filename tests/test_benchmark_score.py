@@ -122,7 +122,23 @@ def test_the_stored_spec_reruns_with_smisbench_run(capsys, tiny, tmp_path):
     spec = tmp_path / "score.toml"
     spec.write_text(text)
     assert main(["run", str(spec), "--store", str(store), "--no-progress"]) == 0
-    assert "0 to run" in capsys.readouterr().out  # the same cell: reused, not recomputed
+    assert "0 computed, 1 reused" in capsys.readouterr().out  # the same cell: reused, not recomputed
+
+
+def test_a_stored_score_is_keyed_by_the_model_code_so_an_edited_file_is_scored_again(capsys, tiny, tmp_path):
+    """score goes through the runner's identify step: the cell key holds the code and weights it evaluates."""
+    from smisbench.benchmark.store import Store
+
+    model_file = tmp_path / "mine.py"
+    model_file.write_text(EXAMPLE.read_text())
+    store = tmp_path / "s.sqlite"
+    first = _json(capsys, f"{model_file}:build_per_class", tiny, "--store", str(store), "--metrics", "params")
+    with Store(store, readonly=True) as s:
+        identity = s.cell(first["store"]["cell_id"])["provenance"]["cell_identity"]["model"]
+    assert {"weights_sha256", "code_sha256"} <= set(identity)
+    model_file.write_text(EXAMPLE.read_text() + "\n# edited: the same weights, other code\n")
+    again = _json(capsys, f"{model_file}:build_per_class", tiny, "--store", str(store), "--metrics", "params")
+    assert again["store"]["reused"] is False and again["store"]["cell_key"] != first["store"]["cell_key"]
 
 
 def test_a_checkpoint_loads_into_the_module(capsys, tiny, tmp_path):
@@ -247,7 +263,7 @@ def test_metrics_and_presets():
     ("[protocol]\nnn = 4\n", "protocol.nn is not a protocol field"),
     ("[protocol]\nn = \"4\"\n", "protocol.n must be int"),
     ("[protocol]\ndevice = \"cuda\"\n", "protocol.device is not a protocol field"),
-    ("[protocol]\nbatch_size = 0\n", "batch_size must be >= 1"),
+    ("[protocol]\nbatch_size = 0\n", "batch_size must be at least 1"),
     ("metric = [\"fid\"]\n", "'metric' is not a preset key"),
     ("[protocol\n", "is not valid TOML"),
 ])

@@ -75,7 +75,10 @@ def test_bad_cell_metrics_name_the_key(bad, key):
     (lambda t: t.replace('metrics = ["fid"]', 'metrcs = ["fid"]'), "metrcs", "not a known key"),
     (lambda t: t.replace('name = "t"', ""), "name", "missing"),
     (lambda t: t + '[protocol]\nn = "100"\n', "protocol.n", "integer"),
-    (lambda t: t + "[protocol]\nn = 0\n", "protocol.n", "at least 1"),
+    (lambda t: t + "[protocol]\nn = 1\n", "protocol.n", "at least 2"),
+    (lambda t: t + "[protocol]\nstats_cache = 1\n", "protocol.stats_cache", "boolean"),
+    (lambda t: t + "[protocol]\nsegmenter_checkpoints = [\"a\", 2]\n", "protocol.segmenter_checkpoints", "string"),
+    (lambda t: t + '[protocol]\nfid_dtype = "float16"\n', "protocol.fid_dtype", "not allowed"),
     (lambda t: t + "[protocol]\ngrid_rows = -1\n", "protocol.grid_rows", "at least 0"),
     (lambda t: t + '[protocol]\nmask_mode = "pixels"\n', "protocol.mask_mode", "not allowed"),
     (lambda t: t + "[protocol]\nimage_size = [64]\n", "protocol.image_size", "height, width"),
@@ -168,23 +171,37 @@ def test_cell_key_follows_checkpoint_content(tmp_path: Path):
 def test_protocol_layers_merge_in_order():
     text = BASE.replace('name = "synthetic"', 'name = "synthetic"\nprotocol = { n = 2, m = 2 }')
     text = text.replace('name = "vspade"', 'name = "vspade"\nprotocol = { m = 3 }')
-    text += "[protocol]\nn = 1\nbatch_size = 4\n[protocol.extra]\nfoo = 1\n"
+    text += "[protocol]\nn = 5\nbatch_size = 4\n[protocol.extra]\nfoo = 1\n"
     text += '[[cells]]\nmodel = "vspade"\ndataset = "synthetic"\nprotocol = { batch_size = 9, extra = { bar = 2 } }\n'
     (cell,) = expand_cells(parse_spec(text))
-    assert cell.protocol == {"n": 2, "m": 3, "batch_size": 9, "extra": {"foo": 1, "bar": 2}}
+    written = {key: cell.protocol[key] for key in ("n", "m", "batch_size", "extra")}
+    assert written == {"n": 2, "m": 3, "batch_size": 9, "extra": {"foo": 1, "bar": 2}}
+    assert cell.protocol["mask_mode"] == "image" and cell.protocol["fid_samples"] is None  # the defaults
     assert merge_protocol({"a": 1}, {"a": 2, "extra": {"x": 1}}) == {"a": 2, "extra": {"x": 1}}
 
 
 def test_protocol_fields_are_the_evaluators():
-    """Spec protocol names must be the evaluator's (EvalProtocol) so nothing is renamed or dropped on the way."""
-    import dataclasses
-
+    """Spec protocol names, types, defaults and allowed values are the evaluator's own definitions (one place)."""
     from smisbench.benchmark.spec import EXECUTOR_FIELDS, PROTOCOL_FIELDS
+    from smisbench.metrics.protocol import protocol_fields
+
+    set_by_executor = {"seed", "dtype", "device", "dataset_root", "split"}
+    evaluator = {f.name: f for f in protocol_fields() if f.name not in set_by_executor}
+    assert {name: f for name, f in PROTOCOL_FIELDS.items() if name not in EXECUTOR_FIELDS} == evaluator
+    assert not set(EXECUTOR_FIELDS) & {f.name for f in protocol_fields()}
+
+
+def test_unwritten_protocol_fields_get_the_evaluators_defaults_and_enter_the_key():
+    """So the stored protocol names every setting, and a changed default (mask_mode) reruns a cell."""
     from smisbench.metrics.protocol import EvalProtocol
 
-    evaluator = {f.name for f in dataclasses.fields(EvalProtocol)}
-    set_by_executor = {"seed", "dtype", "device", "dataset_root", "split"}
-    assert set(PROTOCOL_FIELDS) - set(EXECUTOR_FIELDS) == evaluator - set_by_executor
+    (cell, *_) = expand_cells(parse_spec(BASE))
+    defaults = EvalProtocol().to_dict()
+    assert {k: v for k, v in cell.protocol.items() if k in defaults} == {
+        k: v for k, v in defaults.items() if k not in ("seed", "dtype", "device", "dataset_root", "split")}
+    assert cell.identity()["protocol"]["mask_mode"] == "image"
+    lpips_map = expand_cells(parse_spec(BASE + '[protocol]\nmask_mode = "lpips_map"\n'))[0]
+    assert lpips_map.key != cell.key
 
 
 def _shipped_models():
@@ -203,3 +220,15 @@ def test_shipped_spec_models_exist_with_their_config(spec_name, model, dataset, 
     from smisbench.models.registry import model_config
 
     model_config(model, dataset, **config)  # raises for an unknown model, dataset config or config field
+
+
+def test_protocol_docs_list_the_fields_as_defined():
+    """docs/protocol.md renders the one definition of the fields; regenerate it with fields_markdown()."""
+    from smisbench.benchmark.spec import EXECUTOR_FIELDS
+    from smisbench.metrics.protocol import fields_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+    if not docs.is_file():
+        pytest.skip(f"{docs} is not part of this installation")
+    text = docs.read_text(encoding="utf-8")
+    assert fields_markdown() in text and fields_markdown(tuple(EXECUTOR_FIELDS.values())) in text

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest_weights import (  # noqa: F401  (fixtures)
     ToyDeterministicModel,
@@ -26,6 +27,7 @@ from smisbench.metrics.smis_diversity import (
     NOTE_GLOBAL,
     NOTE_NONE,
     DiversitySettings,
+    MaskMode,
     LPIPSDiversity,
     SMISDiversity,
     sample_pairs,
@@ -50,9 +52,16 @@ def test_pairs_are_distinct_ordered_and_seeded():
         DiversitySettings(n=4, m=7)
 
 
-def test_only_class_region_changes_gives_zero_mocd_with_image_masking(lpips_random):
-    result = _score(ToyPerClassModel(), lpips_random, block_label(), mask_mode="image")
-    assert result.sampling == "per_class"
+def test_default_protocol_is_the_papers_image_masking():
+    from smisbench.metrics.protocol import EvalProtocol
+
+    assert DiversitySettings().mask_mode == MaskMode.IMAGE and EvalProtocol().mask_mode == "image"
+
+
+def test_only_class_region_changes_gives_zero_mocd_under_the_default_protocol(lpips_random):
+    """A model that provably changes no pixel outside class c: mOCD exactly 0 (lpips_map gave 47 % of mCSD)."""
+    result = _score(ToyPerClassModel(), lpips_random, block_label())
+    assert result.sampling == "per_class" and result.mask_mode == "image"
     assert result.mocd < 1e-6  # exact up to float rounding that differs with a batch's composition
     assert result.mcsd > 1e-3
     assert all(v > 0 for v in result.per_class_csd.values())
@@ -70,6 +79,41 @@ def test_whole_image_changes_gives_both_positive(lpips_random):
         result = _score(ToyGlobalModel(), lpips_random, block_label(), mask_mode=mode)
         assert result.sampling == "global" and result.notes == [NOTE_GLOBAL]
         assert result.mcsd > 1e-3 and result.mocd > 1e-3
+
+
+def test_global_code_model_scores_mocd_above_mcsd_by_default(lpips_random):
+    """Area-weighted L_c (the paper's scale): with 8 classes mOCD is several times mCSD (Table 1: 6-7,
+    near C-1 = 7; thin toy bands add mask-edge distance, so less here); the map variant gives mCSD ~ mOCD."""
+    result = _score(ToyGlobalModel(), lpips_random, block_label())
+    assert result.mocd > 1.5 * result.mcsd
+    mapped = _score(ToyGlobalModel(), lpips_random, block_label(), mask_mode="lpips_map")
+    assert mapped.mocd == pytest.approx(mapped.mcsd, rel=0.2)
+
+
+class _HalfSizeModel(ToyPerClassModel):
+    """Generates at half the label map's size, so the masks are resized (nearest) to score it."""
+
+    def _net(self, semantics, z):
+        return F.avg_pool2d(super()._net(semantics, z), 2)
+
+
+@pytest.mark.parametrize("mode", ["image", "lpips_map"])
+def test_class_that_vanishes_at_the_scoring_size_is_skipped_with_a_note(lpips_random, mode):
+    label = block_label(classes=(0, 1, 2, 3))
+    label[1, 1] = 5  # one pixel on an odd row and column: nearest resize to 32x32 keeps only even ones
+    result = _score(_HalfSizeModel(), lpips_random, label, mask_mode=mode)
+    assert math.isfinite(result.mcsd) and math.isfinite(result.mocd)
+    assert sorted(result.per_class_csd) == [0, 1, 2, 3] and 5 not in result.per_class_ocd
+    assert any("class 5 vanishes at the scoring size 32x32" in note for note in result.notes)
+
+
+def test_class_that_fills_the_image_has_no_other_class_distance(lpips_random):
+    scorer = SMISDiversity(ToyPerClassModel(), lpips_random, DiversitySettings(**SMALL))
+    scorer.add_label_map(torch.full((64, 64), 2, dtype=torch.long))
+    scorer.add_label_map(block_label(classes=(1, 2)))
+    result = scorer.result()
+    assert math.isfinite(result.mcsd) and math.isfinite(result.mocd)
+    assert any(note.startswith("class 2 fills the whole image in 1 label map(s)") for note in result.notes)
 
 
 def test_deterministic_model_has_no_diversity(lpips_random):
@@ -128,9 +172,11 @@ def test_overall_lpips_diversity(lpips_random):
 
 @pytest.mark.weights
 def test_known_answers_with_the_provisioned_alexnet(lpips_alex):
-    local = _score(ToyPerClassModel(), lpips_alex, block_label(), mask_mode="image")
+    local = _score(ToyPerClassModel(), lpips_alex, block_label())
     assert local.mocd < 1e-6 and local.mcsd > 1e-3
     mapped = _score(ToyPerClassModel(), lpips_alex, block_label(), mask_mode="lpips_map")
     assert mapped.mocd < 0.5 * mapped.mcsd
-    whole = _score(ToyGlobalModel(), lpips_alex, block_label(), mask_mode="lpips_map")
-    assert whole.mcsd > 1e-3 and whole.mocd > 1e-3
+    whole = _score(ToyGlobalModel(), lpips_alex, block_label(128, 128))
+    assert whole.mocd > 2 * whole.mcsd > 1e-3
+    whole_map = _score(ToyGlobalModel(), lpips_alex, block_label(128, 128), mask_mode="lpips_map")
+    assert whole_map.mocd == pytest.approx(whole_map.mcsd, rel=0.1)

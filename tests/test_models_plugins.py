@@ -15,6 +15,7 @@ from smisbench.models import plugins
 from smisbench.models.base import CodesKind
 from smisbench.models.contract import ContractError
 from smisbench.models.registry import ModelEntry, build_model, get_entry, model_names
+from smisbench.registry import MODELS, PluginError, Registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "smis_plugin_example" / "smis_plugin_example" / "models.py"
@@ -116,6 +117,7 @@ SHIPPED_ENTRY = ModelEntry("ignored", "an entry object", CodesKind.NONE, dict, l
 
 
 def test_entry_points_register_plugins_and_a_broken_one_names_its_distribution(monkeypatch, factory_file, capsys):
+    """The models registry's entry-point step (smisbench.registry.MODELS declares it), on a registry of its own."""
     monkeypatch.syspath_prepend(str(factory_file.parent))
     points = [
         _point("plugin-factory", "my_models:build"),
@@ -123,22 +125,33 @@ def test_entry_points_register_plugins_and_a_broken_one_names_its_distribution(m
         _point("plugin-broken", "no_such_plugin_module_xyz:build", dist="broken-dist"),
         _point("groupdnet", "my_models:build", dist="clash-dist"),
     ]
-    monkeypatch.setattr(plugins.importlib.metadata, "entry_points",
-                        lambda group: points if group == plugins.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(plugins, "_entry_points_read", False)
-    monkeypatch.setattr(plugins, "_BROKEN", {})
-    registry = {"groupdnet": object()}
-    plugins.register_entry_points(lambda entry: registry.setdefault(entry.name, entry), registry)
-    assert registry["plugin-factory"].codes_kind == CodesKind.GLOBAL
-    assert registry["plugin-entry"].name == "plugin-entry" and registry["plugin-entry"].description == "an entry object"
+    read = []
+
+    def entry_points(group):
+        read.append(group)
+        return points if group == plugins.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    registry = Registry("model", entry_points=MODELS.entry_points, adapt=MODELS.adapt, resolve=MODELS.resolve)
+    registry.register("groupdnet", object())
+    assert registry.get("plugin-factory").codes_kind == CodesKind.GLOBAL
+    entry = registry.get("plugin-entry")
+    assert entry.name == "plugin-entry" and entry.description == "an entry object"
     assert "plugin-broken" not in registry
     lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(lines) == 2  # read in name order: groupdnet, plugin-broken
     assert "'groupdnet'" in lines[0] and "clash-dist" in lines[0] and "taken by another model" in lines[0]
     assert "plugin model 'plugin-broken'" in lines[1] and "distribution broken-dist 1.0" in lines[1]
-    with pytest.raises(ContractError, match="broken-dist"):  # asking for it by name shows why, not "unknown model"
-        plugins.missing_entry("plugin-broken")
-    plugins.register_entry_points(lambda entry: pytest.fail("read twice"), registry)  # once per process
+    with pytest.raises(PluginError, match="broken-dist") as err:  # asking by name shows why, not "unknown model"
+        registry.get("plugin-broken")
+    assert "the other models are unaffected" in err.value.fix
+    registry.names()
+    assert read == [plugins.ENTRY_POINT_GROUP]  # once per registry (per process for smisbench's own)
+    assert registry.get(f"{factory_file}:build").codes_kind == CodesKind.GLOBAL  # the resolve step
+
+
+def test_the_models_registry_reads_the_plugin_group():
+    assert MODELS.entry_points == plugins.ENTRY_POINT_GROUP
 
 
 def _example_installed() -> bool:
@@ -164,7 +177,11 @@ def test_the_installed_example_plugin_is_a_model_by_name():
     assert rows[("example-per-class", "synthetic")]["G"] == 6 * 8 * 3 + 6 * 3
 
 
-def test_specs_accept_a_factory_and_an_edited_file_is_a_new_cell(factory_file):
+def test_specs_accept_a_factory_and_an_edited_file_is_a_new_cell(factory_file, tmp_path):
+    """A factory model's code identity (the resolved key's code_sha256) covers its file: edited, a new cell."""
+    from smisbench.benchmark.executor import identify_cell
+    from smisbench.benchmark.runner import ExecutionContext
+
     text = textwrap.dedent(f'''
         name = "mine"
         metrics = ["params"]
@@ -176,10 +193,17 @@ def test_specs_accept_a_factory_and_an_edited_file_is_a_new_cell(factory_file):
     ''')
     spec = parse_spec(text)
     assert spec.models[0].factory == spec.models[0].name == f"{factory_file}:build"
-    first = expand_cells(spec)[0]
-    assert first.identity()["model"]["factory_sha256"] is not None
+
+    def resolved():
+        cell = expand_cells(spec)[0]
+        return cell.resolved(identify_cell(cell, ExecutionContext(tmp_path)))
+
+    first = resolved()
+    assert set(first.identity()["model"]) >= {"weights_sha256", "code_sha256"}
     factory_file.write_text(FACTORIES + "\n# edited\n")
-    assert expand_cells(spec)[0].key != first.key
+    edited = resolved()
+    assert edited.identity()["model"]["weights_sha256"] == first.identity()["model"]["weights_sha256"]
+    assert edited.key != first.key
     with pytest.raises(SpecError, match="together with `name`"):
         parse_spec(text.replace('label = "Mine"', 'name = "groupdnet"'))
     with pytest.raises(SpecError, match="is a factory reference") as err:
@@ -187,11 +211,34 @@ def test_specs_accept_a_factory_and_an_edited_file_is_a_new_cell(factory_file):
     assert "factory =" in err.value.fix
 
 
+def test_a_factory_in_another_module_than_its_class_hashes_that_module_too(tmp_path, monkeypatch):
+    """The factory's own file is part of the code identity, not only the files of the classes it builds."""
+    from smisbench.benchmark.cells import code_modules
+
+    (tmp_path / "nets_mod_xyz.py").write_text(FACTORIES)
+    maker = tmp_path / "maker.py"
+    maker.write_text("from nets_mod_xyz import Flat\n\ndef build(config):\n    return Flat(config.label_nc)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = code_modules(build_model(f"{maker}:build", "synthetic"))
+    assert "nets_mod_xyz" in modules and any(name.endswith("_maker") for name in modules)
+    assert all(digest != "source unavailable" for digest in modules.values())
+
+
+def test_a_factory_spec_that_does_not_load_is_refused_before_the_run(tmp_path):
+    from smisbench.benchmark.validate import check_spec
+
+    spec = parse_spec(f'name = "x"\nmetrics = ["params"]\n[[datasets]]\nname = "synthetic"\n'
+                      f'[[models]]\nfactory = "{tmp_path}/absent.py:build"\n')
+    with pytest.raises(SpecError, match=r"models\[0\]\.factory: factory file .* does not exist"):
+        check_spec(spec)
+
+
 def test_registered_specs_keep_their_cell_keys():
-    """Models named by the registry hash exactly as before (no factory field in their identity)."""
+    """Models named by the registry hash as before (the spec's identity holds no factory field)."""
     spec = parse_spec('name = "x"\nmetrics = ["params"]\n[[datasets]]\nname = "synthetic"\n'
                       '[[models]]\nname = "groupdnet"\n')
-    assert "factory_sha256" not in expand_cells(spec)[0].identity()["model"]
+    assert set(expand_cells(spec)[0].identity()["model"]) == {"name", "config", "checkpoint_sha256", "checkpoint",
+                                                              "train"}
 
 
 def test_the_example_file_route_builds_without_installing(tmp_path):

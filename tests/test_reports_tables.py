@@ -35,7 +35,7 @@ label = "VSPADE"
 name = "groupdnet"
 id = "tuned"
 label = "GroupDNet (tuned)"
-config = { ngf = 8 }
+config = { z_per_class = 4 }  # a real GroupDNetConfig field: the spec is checked before running
 [[claims]]
 text = "GroupDNet's mOCD is below VSPADE's"
 value = "mocd"
@@ -171,6 +171,20 @@ def test_claims_are_checked_on_measured_numbers(store: Store):
     assert claim.reference_value == stored(store, "VSPADE", "mocd")
     assert claim.verdict == ("holds" if claim.model_value / claim.reference_value <= 0.5 else "does not hold")
     assert "ratio" in claim.sentence()
+
+
+def test_tables_name_the_mask_mode_of_mcsd_and_mocd(store: Store, tmp_path: Path):
+    table = build_table(store, "table1")
+    assert any(note.startswith("mCSD/mOCD: mask_mode = image (") and "paper's scale" in note for note in table.notes)
+    assert "mask_mode = image" in to_markdown(table)
+    # a later run with the other mode for one model: the table says the rows are not comparable
+    old = "config = { z_per_class = 4 }"
+    assert old in PARTIAL_TABLE1
+    text = PARTIAL_TABLE1.replace(old, old + '\nprotocol = { mask_mode = "lpips_map" }')
+    run_spec(parse_spec(text), store, without_vspade_fps, progress=False, stream=io.StringIO(),
+             environment=fakes.fake_environment)
+    (note,) = [n for n in build_table(store, "table1").notes if n.startswith("mCSD/mOCD")]
+    assert "different mask modes" in note and "lpips_map (" in note and "GroupDNet (tuned)" in note
 
 
 def test_failed_and_unproduced_values_show_as_missing(tmp_path: Path):

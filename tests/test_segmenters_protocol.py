@@ -15,7 +15,7 @@ from PIL import Image
 from smisbench.errors import SmisbenchError
 from smisbench.segmenters.base import Segmenter, as_pil_rgb, pil_to_float
 from smisbench.segmenters.protocol import ScoringProtocol, get_protocol
-from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.base import SegmenterSpec
 from smisbench.segmenters.score_folder import pair_files, score_folders
 
 PALETTE = torch.tensor([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255],

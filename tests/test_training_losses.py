@@ -154,7 +154,7 @@ def test_resumable_sampler_continues_the_same_order():
 
 @pytest.mark.weights
 def test_vgg16_stand_in_comes_from_the_metric_store_and_is_recorded():
-    from smisbench.metrics.weights import require
+    from smisbench.weights import require
 
     path, digest = require("lpips-vgg-backbone")
     taps, record = build_perceptual("vgg16")

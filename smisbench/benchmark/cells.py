@@ -1,16 +1,22 @@
 """A spec expanded into cells (model x dataset x metric set), each with a content key for resuming.
 
-A cell's key hashes everything that can change its numbers (model, config, checkpoint
-content, training budget, dataset and split, metrics, protocol, seed, device, dtype) and
-nothing that only changes how it is shown (labels, the data folder's location). A finished
-cell with the same key is never recomputed.
+A cell's key hashes everything that can change its numbers and nothing that only changes how
+it is shown (labels, the data folder's location). Read off the spec alone it covers the model's
+name, config, checkpoint file and training budget, the dataset and split, metrics, protocol,
+seed, device and dtype. Once the model is materialised (built, loaded or trained) the key is
+*resolved*: the checkpoint file gives way to what is actually evaluated, the digest of the
+model's state dict and the hash of the source of the modules that define its classes
+(:func:`model_identity`). A finished cell with the same resolved key is never recomputed; a
+model whose weights or code changed is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +69,7 @@ class Cell:
     checkpoint_path: Path | None
     checkpoint_sha256: str | None
     data_root: Path
+    model_identity: dict[str, str] | None = None  # weights_sha256, code_sha256 of the materialised model
     key: str = field(default="", compare=False)
 
     @property
@@ -74,9 +81,9 @@ class Cell:
         root = Path(self.dataset.root)
         return root if root.is_absolute() else self.data_root / root
 
-    def identity(self) -> dict[str, Any]:
-        """The content the key hashes."""
-        model = {
+    def model_inputs(self) -> dict[str, Any]:
+        """What the spec says the model is made from (stable before and after resolving)."""
+        return {
             "name": self.model.name,
             "config": self.model.config,
             "checkpoint_sha256": self.checkpoint_sha256,
@@ -84,10 +91,12 @@ class Cell:
             "checkpoint": None if self.checkpoint_sha256 else self.model.checkpoint,
             "train": asdict(self.model.train) if self.model.train else None,
         }
-        if self.model.factory:  # a user's model file: an edited file is a new cell
-            from smisbench.models.plugins import factory_source_sha256
 
-            model["factory_sha256"] = factory_source_sha256(self.model.factory)
+    def identity(self) -> dict[str, Any]:
+        """The content the key hashes."""
+        model = self.model_inputs()
+        if self.model_identity is not None:  # what is evaluated, not the file it came from
+            model = {"name": model["name"], "config": model["config"], "train": model["train"], **self.model_identity}
         return {
             "model": model,
             "dataset": {"name": self.dataset.name, "split": self.dataset.split, "options": self.dataset.options},
@@ -97,6 +106,71 @@ class Cell:
             "device": self.device,
             "dtype": self.dtype,
         }
+
+    def resolved(self, model_identity: dict[str, str]) -> "Cell":
+        """This cell keyed by the weights and code of its materialised model."""
+        cell = replace(self, model_identity=dict(model_identity))
+        return replace(cell, key=cell_key(cell))
+
+
+def cell_key(cell: Cell) -> str:
+    return hashlib.sha256(canonical_json(cell.identity()).encode()).hexdigest()
+
+
+# ----- what a materialised model is: its weights and the code that defines it -----
+
+def weights_sha256(model: Any) -> str:
+    """Digest of the state dict (names, dtypes, shapes, values): equal weights, equal digest, whatever the file."""
+    from smisbench.weights import state_dict_digest
+
+    return state_dict_digest(model.state_dict())
+
+
+def _outside_project(module: str) -> bool:
+    """torch and the standard library are identified by their versions (recorded with every run), not hashed."""
+    top = module.split(".")[0]
+    return top in ("torch", "builtins") or top in sys.stdlib_module_names
+
+
+def _source_sha256(module_name: str, classes: list[type]) -> str:
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if file and os.path.isfile(file):
+        with open(file, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    try:  # a module without a file (defined in a notebook): the classes' own source
+        text = "".join(inspect.getsource(cls) for cls in classes)
+    except (OSError, TypeError):
+        return "source unavailable"
+    if not classes:
+        return "source unavailable"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_modules(model: Any) -> dict[str, str]:
+    """sha256 of each module that defines a class of ``model`` or of its submodules (their bases included),
+    and of the modules the model names as its ``code_origins`` (the file of the factory that made it).
+
+    Only these modules: an edit elsewhere in the project (a metric, another model) leaves the hash alone.
+    """
+    classes: dict[str, list[type]] = {}
+    for module in model.modules():
+        for cls in type(module).__mro__:
+            if not _outside_project(cls.__module__) and cls not in classes.setdefault(cls.__module__, []):
+                classes[cls.__module__].append(cls)
+    for name in getattr(model, "code_origins", ()):
+        if not _outside_project(name):
+            classes.setdefault(name, [])
+    return {name: _source_sha256(name, found) for name, found in sorted(classes.items())}
+
+
+def code_sha256(modules: dict[str, str]) -> str:
+    return hashlib.sha256(canonical_json(modules).encode()).hexdigest()
+
+
+def model_identity(model: Any) -> dict[str, str]:
+    """What a cell's key needs of a materialised model: ``weights_sha256`` and ``code_sha256``."""
+    return {"weights_sha256": weights_sha256(model), "code_sha256": code_sha256(code_modules(model))}
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -160,6 +234,5 @@ def expand_cells(spec: BenchmarkSpec, options: RunOptions = RunOptions(),
             checkpoint_sha256=hasher(ckpt_path) if ckpt_path else None,
             data_root=options.data_root,
         )
-        key = hashlib.sha256(canonical_json(cell.identity()).encode()).hexdigest()
-        cells.append(replace(cell, key=key))
+        cells.append(replace(cell, key=cell_key(cell)))
     return cells

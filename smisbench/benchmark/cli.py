@@ -1,4 +1,4 @@
-"""``smisbench run | runs | specs | compare | baseline | demo | score``: the benchmark harness on the command line."""
+"""``smisbench run | runs | specs | compare | baseline | score``: the benchmark harness on the command line."""
 
 from __future__ import annotations
 
@@ -59,18 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                           help="save a run that is running, interrupted or failed")
     baseline.set_defaults(func=_baseline)
 
-    demo = sub.add_parser("demo", help="the main job: train tiny models on synthetic data, score all, write a report",
-                          description="Runs the shipped demo spec into OUT/demo.sqlite and writes the report "
-                                      "(Markdown, HTML, plots) into OUT. CPU only; resumes when rerun.")
-    demo.add_argument("--out", default="reports/demo", help="report folder (default: reports/demo)")
-    demo.add_argument("--device", help="override the demo's device (default: cpu)")
-    demo.add_argument("--spec", default="demo", help="another spec to run the same way (default: demo)")
-    demo.add_argument("--executor", help="MODULE:FUNCTION to compute cells instead of the built-in executor")
-    demo.add_argument("--no-provision", action="store_true",
-                      help="do not install the pinned metric weights first (they must be there already)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(func=_demo)
-
     from smisbench.benchmark.score_cli import register as register_score
 
     register_score(sub)
@@ -102,13 +90,16 @@ def _run(args: argparse.Namespace) -> int:
     from smisbench.benchmark.runner import run_spec
     from smisbench.benchmark.spec import load_spec
     from smisbench.benchmark.store import Store
+    from smisbench.benchmark.validate import check_spec
 
     spec = load_spec(args.spec)
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
                          device=args.device)
+    executor = load_executor(args.executor)
+    check_spec(spec, options, availability=not args.dry_run)  # a spec that cannot run never opens the store
     # a dry run only reads: it never creates the store (a missing one plans as empty)
     with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
-        summary = run_spec(spec, store, load_executor(args.executor), options, dry_run=args.dry_run,
+        summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
                            progress=not args.no_progress, fail_fast=args.fail_fast,
                            command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
     return 0 if summary.ok else 1
@@ -193,12 +184,3 @@ def _baseline(args: argparse.Namespace) -> int:
         count = save_baseline(store, run_id, args.out)
     print(f"wrote {count} values of run {run_id}{flag and f' ({flag})'} to {args.out}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from smisbench.benchmark.demo import run_demo
-    from smisbench.benchmark.spec import load_spec
-
-    result = run_demo(args.out, load_executor(args.executor), args.device, load_spec(args.spec),
-                      provision=not args.no_provision, progress=not args.no_progress)
-    return 0 if result.summary.ok else 1

@@ -207,15 +207,24 @@ def build_spec(request: ScoreRequest) -> BenchmarkSpec:
 
 
 def _capturing(executor: Any, caught: list[Exception]) -> Any:
-    """The executor, remembering what it raised (the runner records a failure; score shows the error itself)."""
-    def run(cell: Cell, ctx: Any) -> Any:
-        try:
-            return executor(cell, ctx)
-        except Exception as err:
-            caught.append(err)
-            raise
+    """The executor and its identify step, remembering what they raised (the runner records a failure;
+    score shows the error itself). The identify step is kept, so the runner keys the cell by the
+    weights and code of the model it evaluates, like every other run."""
+    from smisbench.benchmark.runner import identified_by
 
-    return run
+    def remembered(step: Any) -> Any:
+        def run(cell: Cell, ctx: Any) -> Any:
+            try:
+                return step(cell, ctx)
+            except Exception as err:
+                caught.append(err)
+                raise
+
+        return run
+
+    identify = getattr(executor, "identify", None)
+    run = remembered(executor)
+    return identified_by(remembered(identify))(run) if identify is not None else run
 
 
 def _stored(request: ScoreRequest, spec: BenchmarkSpec, options: RunOptions, progress: bool, log: TextIO,
@@ -242,12 +251,16 @@ def _stored(request: ScoreRequest, spec: BenchmarkSpec, options: RunOptions, pro
 
 
 def _direct(spec: BenchmarkSpec, options: RunOptions, artifacts: Path) -> dict[str, Any]:
-    from smisbench.benchmark.executor import execute_cell
+    from smisbench.benchmark.executor import execute_cell, identify_cell
     from smisbench.benchmark.runner import ExecutionContext
+    from smisbench.benchmark.validate import check_spec
     from smisbench.provenance import environment
 
+    check_spec(spec, options)  # what the runner checks first, for a score that is not stored too
+    ctx = ExecutionContext(artifacts)
     cell = expand_cells(spec, options)[0]
-    outcome = execute_cell(cell, ExecutionContext(artifacts))
+    cell = cell.resolved(identify_cell(cell, ctx))  # keyed like a stored cell: the weights and code it evaluates
+    outcome = execute_cell(cell, ctx)
     provenance = {"environment": environment(cell.device), "cell_identity": cell.identity(), **outcome.provenance}
     if outcome.artifacts:
         provenance["artifacts"] = [{"kind": a.kind, "path": str(artifacts / a.path), "sha256": a.sha256}

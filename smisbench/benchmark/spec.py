@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from smisbench.benchmark.catalog import catalog
-from smisbench.errors import SmisbenchError
-
-DTYPES = ("float32", "float16", "bfloat16")
+from smisbench.errors import SmisbenchError, choose_from
+from smisbench.metrics.protocol import ProtocolField, protocol_field, protocol_fields
 
 
 class SpecError(SmisbenchError):
@@ -27,37 +26,15 @@ class SpecError(SmisbenchError):
         super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}", fix)
 
 
-# Protocol fields a spec may set (at top level, per dataset, per model or per cell). The names are
-# those of the evaluator's protocol record (smisbench.metrics.protocol.EvalProtocol; seed, dtype,
-# device, dataset root and split come from the spec itself), plus the executor's own grid_* fields.
+# Protocol fields a spec may set (at top level, per dataset, per model or per cell): the evaluator's
+# own (smisbench.metrics.protocol defines each once: type, default, allowed values, meaning; seed,
+# dtype, device, dataset root and split come from the spec itself), plus the executor's grid fields.
 # Anything else goes under `protocol.extra`, kept with the cell (and in its key) untouched.
-# name -> (python types, allowed values or None, what it means)
-PROTOCOL_FIELDS: dict[str, tuple[tuple[type, ...], tuple | None, str]] = {
-    "n": ((int,), None, "mCSD/mOCD: samples per class (paper: 100)"),
-    "m": ((int,), None, "mCSD/mOCD and LPIPS diversity: sampled pairs (paper: 19)"),
-    "mask_mode": ((str,), ("lpips_map", "image"), "mask the spatial LPIPS map, or the images"),
-    "lpips_net": ((str,), ("alex", "vgg"), "LPIPS backbone (paper: alex)"),
-    "diversity_maps": ((int,), None, "label maps scored for mCSD/mOCD/LPIPS (the first ones of the split)"),
-    "fid_samples": ((int,), None, "images for FID, real and generated (absent: the whole split)"),
-    "image_size": ((list,), None, "[height, width] images are brought to before Inception"),
-    "resize_filter": ((str,), ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area"),
-                      "filter of that resize"),
-    "fid_dtype": ((str,), DTYPES, "precision of the Inception network"),
-    "batch_size": ((int,), None, "label maps per forward pass"),
-    "fps_batch_size": ((int,), None, "batch size of the FPS measurement"),
-    "fps_warmup": ((int,), None, "untimed warm-up passes before FPS repeats"),
-    "fps_repeats": ((int,), None, "timed passes (the median is reported)"),
-    "stats_cache": ((bool,), None, "reuse cached FID statistics of the real images"),
-    "segmenter": ((str,), None, "segmenter for mIoU/accuracy (`smisbench segmenters`)"),
-    "segmenter_checkpoints": ((list,), None, "its checkpoint file(s), verified by sha256"),
-    "scoring_protocol": ((str,), None, "segmentation scoring protocol (default: the segmenter's own)"),
-    "segmentation_samples": ((int,), None, "generated images scored for mIoU/accuracy (absent: the whole split)"),
-    "segmenter_train_steps": ((int,), None, "training steps of the suite-trained synthetic segmenter"),
-    "grid_rows": ((int,), None, "samples (rows) in the stored SMIS grid; 0: no grid"),
-    "grid_label_index": ((int,), None, "which label map of the split the SMIS grid uses"),
-}
-EXECUTOR_FIELDS = ("grid_rows", "grid_label_index")
-AT_LEAST_ONE = ("n", "m", "diversity_maps", "fid_samples", "batch_size", "fps_batch_size", "fps_repeats")
+EXECUTOR_FIELDS: dict[str, ProtocolField] = {f.name: f for f in (
+    ProtocolField("grid_rows", int, 4, "samples (rows) in the stored SMIS grid; 0: no grid", minimum=0),
+    ProtocolField("grid_label_index", int, 0, "which label map of the split the SMIS grid uses", minimum=0),
+)}
+PROTOCOL_FIELDS: dict[str, ProtocolField] = {**{f.name: f for f in protocol_fields() if f.spec}, **EXECUTOR_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -102,7 +79,8 @@ class CellSpec:
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """A claim checked on measured numbers: value(model) / value(reference) <= max_ratio."""
+    """A claim checked on measured numbers: the model is at most ``max_ratio`` times as bad as the reference
+    in the value's direction (model/reference for lower-is-better values, reference/model for higher)."""
 
     text: str
     value: str
@@ -228,22 +206,26 @@ CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset")
 TRAIN_KEYS = ("steps", "batch_size", "options")
 
 
-def _protocol(reader: _Reader, name: str = "protocol") -> dict[str, Any]:
-    """A validated protocol table; ``extra`` holds evaluator-specific fields passed through."""
+def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False) -> dict[str, Any]:
+    """A validated protocol table; ``extra`` holds evaluator-specific fields passed through.
+
+    ``defaults`` (the top level): every field not written gets its default, so the cells, their
+    keys and the stored results name each setting (a changed default then reruns a cell).
+    """
     raw = reader.get(name, (dict,), "a table", default={})
     sub = _Reader(raw, reader.key(name), reader.source)
     out: dict[str, Any] = {}
-    for field_name, (kinds, choices, what) in PROTOCOL_FIELDS.items():
-        if field_name in raw:
-            label = {int: "an integer", str: "a string", bool: "a boolean", list: "an array"}[kinds[0]]
-            value = sub.get(field_name, kinds, f"{label} ({what})", choices=choices)
-            if field_name == "image_size":
-                if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-                    raise sub.error(field_name, f"must be [height, width] of positive integers, not {value!r}")
-                value = list(value)
-            elif kinds == (int,) and value < (1 if field_name in AT_LEAST_ONE else 0):
-                raise sub.error(field_name, f"must be at least {1 if field_name in AT_LEAST_ONE else 0}, not {value}")
-            out[field_name] = value
+    for field_name, spec_field in PROTOCOL_FIELDS.items():
+        if field_name not in raw:
+            if defaults:
+                out[field_name] = spec_field.default
+            continue
+        sub.read.add(field_name)
+        value = raw[field_name]
+        problem = spec_field.problem(value)
+        if problem is not None:
+            raise sub.error(field_name, problem, spec_field.hint())
+        out[field_name] = list(value) if spec_field.sequence is not None else value
     extra = sub.table("extra")
     clash = sorted(set(extra) & set(PROTOCOL_FIELDS))
     if clash:
@@ -265,7 +247,7 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     for i, metric in enumerate(metrics):
         if metric not in known:
             raise SpecError(reader.source, f"{reader.key(name)}[{i}]", f"unknown metric {metric!r}",
-                            f"use one of: {', '.join(sorted(known))}")
+                            choose_from(metric, known))
     if len(set(metrics)) != len(metrics):
         raise reader.error(name, "lists a metric twice")
     return metrics
@@ -294,7 +276,16 @@ def _train(reader: _Reader) -> TrainSpec | None:
     return spec
 
 
-def _model(reader: _Reader) -> ModelSpec:
+def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
+    """The keys a model and a dataset share: ``name``, ``id`` (default: the name), ``label`` (default: the id)."""
+    reader.only(keys)
+    name = reader.text("name", required=True) if name is None else name
+    ident = reader.text("id", default=name)
+    return {"id": ident, "name": name, "label": reader.text("label", default=ident)}
+
+
+def _factory(reader: _Reader) -> str | None:
+    """A model's ``factory`` reference (it then stands where the registry name would), checked for its form."""
     reader.only(MODEL_KEYS)
     factory = reader.text("factory")
     if factory is not None and "name" in reader.data:
@@ -302,37 +293,26 @@ def _model(reader: _Reader) -> ModelSpec:
     if factory is not None and ":" not in factory:
         raise reader.error("factory", f"{factory!r} is not MODULE:FACTORY or FILE.py:FACTORY",
                            'write e.g. factory = "mypkg.models:build"')
-    name = factory if factory is not None else reader.text("name", required=True)
-    if factory is None and ":" in name:
-        raise reader.error("name", f"{name!r} is a factory reference", f'write factory = "{name}"')
-    ident = reader.text("id", default=name)
-    spec = ModelSpec(
-        id=ident,
-        name=name,
-        label=reader.text("label", default=ident),
-        config=reader.table("config"),
-        checkpoint=reader.text("checkpoint"),
-        train=_train(reader),
-        protocol=_protocol(reader),
-        factory=factory,
-    )
+    if factory is None and ":" in str(reader.data.get("name", "")):
+        raise reader.error("name", f"{reader.data['name']!r} is a factory reference",
+                           f'write factory = "{reader.data["name"]}"')
+    return factory
+
+
+def _model(reader: _Reader) -> ModelSpec:
+    factory = _factory(reader)
+    spec = ModelSpec(**_named(reader, MODEL_KEYS, factory), config=reader.table("config"),
+                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader),
+                     factory=factory)
     reader.finish()
     return spec
 
 
 def _dataset(reader: _Reader) -> DatasetSpec:
-    reader.only(DATASET_KEYS)
-    name = reader.text("name", required=True)
-    ident = reader.text("id", default=name)
-    spec = DatasetSpec(
-        id=ident,
-        name=name,
-        label=reader.text("label", default=ident),
-        root=reader.text("root", default=name),
-        split=reader.text("split", default="test"),
-        options=reader.table("options"),
-        protocol=_protocol(reader),
-    )
+    named = _named(reader, DATASET_KEYS)
+    spec = DatasetSpec(**named, root=reader.text("root", default=named["name"]),
+                       split=reader.text("split", default="test"), options=reader.table("options"),
+                       protocol=_protocol(reader))
     reader.finish()
     return spec
 
@@ -372,10 +352,10 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     name = top.text("name", required=True)
     description = top.text("description", default="")
     table = top.text("table", default=name)
-    seed = top.integer("seed", minimum=0, default=0)
-    device = top.text("device", default="cpu")
-    dtype = top.text("dtype", default="float32", choices=DTYPES)
-    protocol = _protocol(top)
+    seed = top.integer("seed", minimum=protocol_field("seed").minimum, default=protocol_field("seed").default)
+    device = top.text("device", default=protocol_field("device").default)
+    dtype = top.text("dtype", default=protocol_field("dtype").default, choices=protocol_field("dtype").choices)
+    protocol = _protocol(top, defaults=True)
 
     model_readers = top.tables("models", required=True)
     if not model_readers:

@@ -20,6 +20,7 @@ from pathlib import Path
 from smisbench.data.base import PairedDataset, check_split
 from smisbench.data.files import index_by_key, list_files, pair_files, refuse_empty, require_dir, stem_key
 from smisbench.data.preprocess import Preprocess, size_pair
+from smisbench.data.registry import register_reader
 from smisbench.datasets_config import get_dataset_config
 
 LAYOUT_FIX = "point --root at ADEChallengeData2016/ (or its parent), which holds images/ and annotations/"
@@ -56,3 +57,6 @@ def build(root: str | Path, split: str = "train", size: int | tuple[int, int] | 
         load = crop
     preprocess = Preprocess("resize_and_crop", load, crop, flip=(split == "train") if flip is None else flip)
     return PairedDataset(config, pairs, preprocess, split, Path(root), augment_seed)
+
+
+register_reader("ade20k", build, "ADE20K: ADEChallengeData2016/{images,annotations}/{training,validation}")

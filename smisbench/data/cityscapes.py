@@ -24,6 +24,7 @@ import numpy as np
 from smisbench.data.base import PairedDataset, check_split
 from smisbench.data.files import index_by_key, list_files, pair_files, refuse_empty, require_dir
 from smisbench.data.preprocess import Preprocess, size_pair
+from smisbench.data.registry import register_reader
 from smisbench.datasets_config import get_dataset_config
 from smisbench.errors import SmisbenchError
 
@@ -93,3 +94,6 @@ def build(root: str | Path, split: str = "train", size: int | tuple[int, int] | 
     crop = size_pair(size) if size is not None else config.size
     preprocess = Preprocess("fixed", crop, crop, flip=(split == "train") if flip is None else flip)
     return PairedDataset(config, pairs, preprocess, split, root, augment_seed)
+
+
+register_reader("cityscapes", build, "Cityscapes: leftImg8bit/ + gtFine/ (labelIds, instanceIds)")

@@ -46,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args) -> int:
-    from smisbench.data.registry import READERS, reader_options
+    from smisbench.data.registry import dataset_names, get_reader, reader_options
 
-    for name, (_, description) in READERS.items():
-        print(f"{name:12s} {description}")
+    for name in dataset_names():
+        print(f"{name:12s} {get_reader(name).description}")
         print(f"{'':12s} options: {', '.join(reader_options(name))}")
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from smisbench.data.base import PairedDataset, check_split
 from smisbench.data.files import index_by_key, list_files, pair_files, refuse_empty, require_dir, stem_key
 from smisbench.data.preprocess import Preprocess, size_pair
+from smisbench.data.registry import register_reader
 from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 
@@ -91,3 +92,6 @@ def build(
     else:
         raise SmisbenchError(f"unknown custom preprocessing {preprocess!r}", "use resize, resize_and_crop or none")
     return PairedDataset(dataset_config, pairs, steps, split, root, augment_seed)
+
+
+register_reader("custom", build, "any images/ + labels/ folder pair (options: config= or label_nc=, size=)")

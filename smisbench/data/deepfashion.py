@@ -18,6 +18,7 @@ from pathlib import Path
 from smisbench.data.base import PairedDataset, check_split
 from smisbench.data.files import index_by_key, list_files, pair_files, refuse_empty, require_dir, stem_key
 from smisbench.data.preprocess import Preprocess, size_pair
+from smisbench.data.registry import register_reader
 from smisbench.datasets_config import get_dataset_config
 
 LAYOUT_FIX = "point --root at the folder holding train/, test/, cihp_train_mask/ and cihp_test_mask/"
@@ -39,3 +40,6 @@ def build(root: str | Path, split: str = "train", size: int | tuple[int, int] | 
     crop = size_pair(size) if size is not None else config.size
     preprocess = Preprocess("resize_and_crop", crop, crop, flip=(split == "train") if flip is None else flip)
     return PairedDataset(config, pairs, preprocess, split, root, augment_seed)
+
+
+register_reader("deepfashion", build, "DeepFashion, SMIS layout: {train,test}/ + cihp_{train,test}_mask/")

@@ -1,4 +1,4 @@
-"""Reading image/label/instance files and the official SPADE/SMIS preprocessing.
+"""The official SPADE/SMIS preprocessing (files are read by :mod:`smisbench.image_io`).
 
 The official loaders resize images bicubically and label/instance maps with nearest
 neighbour, then crop and (in training) flip all of them with the same random draw.
@@ -11,57 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.errors import SmisbenchError
 from smisbench.imaging import from_uint8
 
 MODES = ("resize_and_crop", "fixed", "none")
-
-
-def _open(path: Path, what: str) -> Image.Image:
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise SmisbenchError(f"{what} {path} does not exist", "restore the file or rebuild the file list") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise SmisbenchError(
-            f"cannot read {what} {path}: {err}", "re-extract or re-download this file (it is truncated or not an image)"
-        ) from None
-    return image
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """An RGB image (greyscale/palette/alpha images are converted, as the official loaders do)."""
-    return _open(path, "image").convert("RGB")
-
-
-def load_label(path: Path) -> Image.Image:
-    """A label map with one class id per pixel (mode L, P or 16-bit), never colour-converted."""
-    label = _open(path, "label map")
-    if label.mode in ("L", "P"):
-        return label if label.mode == "L" else Image.fromarray(np.asarray(label, dtype=np.uint8))
-    if label.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return Image.fromarray(np.asarray(label).astype(np.int32))
-    raise LabelMapError(
-        f"label map {path} has mode {label.mode}: a colour image, not class ids",
-        "convert colour-coded labels to one id per pixel (mode L PNG) before reading them",
-    )
-
-
-def load_instance(path: Path) -> Image.Image:
-    """Instance ids as a 32-bit image (Cityscapes' instanceIds are 16-bit, id // 1000 = label id)."""
-    instance = _open(path, "instance map")
-    if instance.mode in ("RGB", "RGBA"):
-        raise LabelMapError(
-            f"instance map {path} has mode {instance.mode}, not integer ids",
-            "use the *_instanceIds.png files (16-bit ids), not coloured visualisations",
-        )
-    return Image.fromarray(np.asarray(instance).astype(np.int32))
 
 
 @dataclass(frozen=True)
@@ -89,6 +48,20 @@ class Preprocess:
                 f"crop size {self.crop_size} is larger than load size {self.load_size}",
                 "choose a load size at least as large as the crop size",
             )
+
+    @property
+    def random(self) -> bool:
+        """Whether :meth:`draw` depends on its generator (a random crop position or a flip)."""
+        return self.flip or (self.mode == "resize_and_crop" and self.load_size != self.crop_size)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change an image: sizes only where they resize or crop, and the flip."""
+        out: dict[str, Any] = {"mode": self.mode, "flip": self.flip}
+        if self.mode == "resize_and_crop":
+            out.update(load_size=list(self.load_size), crop_size=list(self.crop_size))
+        elif self.mode == "fixed":
+            out["size"] = list(self.crop_size)
+        return out
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int, bool]:
         """Crop corner (top, left) and flip for one item, in the official order (x, y, flip)."""

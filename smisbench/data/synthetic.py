@@ -64,14 +64,16 @@ import torch
 from torch.utils.data import Dataset
 
 from smisbench.data.preprocess import size_pair
-from smisbench.datasets_config import DatasetConfig, register_dataset
+from smisbench.data.registry import register_reader
+from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 from smisbench.imaging import from_uint8
 from smisbench.io import atomic_open
 from smisbench.progress import progress_bar
 
-CLASS_NAMES = ("background", "disc", "square", "triangle", "bar", "ring")
-NUM_CLASSES = len(CLASS_NAMES)
+CONFIG = get_dataset_config("synthetic")  # declared with the other built-in dataset configurations
+CLASS_NAMES = CONFIG.class_names
+NUM_CLASSES = CONFIG.label_nc
 STYLE_FIELDS = (
     "hue", "saturation", "value", "frequency", "orientation", "phase", "amplitude", "shade_angle", "shade_strength",
 )
@@ -101,13 +103,11 @@ def style_ranges() -> np.ndarray:
 
 
 STYLE_RANGES = style_ranges()
-DEFAULT_SIZE = (64, 64)
+DEFAULT_SIZE = CONFIG.size
 DEFAULT_LENGTHS = {"train": 2048, "val": 256, "test": 256}
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 PALETTE = np.array([(40, 40, 40), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)],
                    dtype=np.uint8)
-
-CONFIG = register_dataset(DatasetConfig("synthetic", NUM_CLASSES, *DEFAULT_SIZE, class_names=CLASS_NAMES))
 
 
 def sample_style(rng: np.random.Generator) -> np.ndarray:
@@ -224,6 +224,10 @@ class SyntheticSMIS(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def image_identity(self, count: int) -> dict[str, object]:
+        """What decides the images (FID's real-statistics key): seed and size; length and caching change none."""
+        return {"generator": "synthetic", "seed": self.seed, "size": [self.height, self.width]}
+
     def set_epoch(self, epoch: int) -> None:
         """Items do not depend on the epoch (no augmentation); kept for the trainer's interface."""
 
@@ -286,3 +290,7 @@ def build(root: str | Path | None = None, split: str = "train", length: int | No
           size: int | tuple[int, int] = DEFAULT_SIZE, seed: int = 0, cache: bool = False) -> SyntheticSMIS:
     """Registry entry: ``root`` is ignored (nothing is read from disk)."""
     return SyntheticSMIS(split, length, size, seed, cache)
+
+
+register_reader("synthetic", build, "embedded synthetic SMIS shapes with known per-class styles (no files)",
+                needs_root=False)

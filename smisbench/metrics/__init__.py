@@ -1,4 +1,4 @@
-"""Metrics: weights store, LPIPS, mCSD/mOCD, FID, parameters, FPS, and the evaluation entry point.
+"""Metrics: LPIPS, mCSD/mOCD, FID, parameters, FPS, and the evaluation entry point (weights: smisbench.weights).
 
 ``from smisbench.metrics import evaluate, EvalProtocol``. Names are imported on first use, so
 ``import smisbench.metrics`` stays cheap.
@@ -14,8 +14,8 @@ from typing import Any
 _EXPORTS = {
     "evaluate": "evaluate", "EvaluationResult": "evaluate",
     "EvalProtocol": "protocol",
-    "metric_names": "registry", "get_metric": "registry", "register_metric": "registry", "Metric": "registry",
-    "EvalContext": "registry",
+    "metric_names": "registry", "get_metric": "registry", "register_metric": "registry", "Metric": "base",
+    "EvalContext": "base",
     "Preset": "presets", "PRESETS": "presets", "get_preset": "presets", "preset_names": "presets",
     "DEFAULT_PRESET": "presets",
 }

@@ -1,4 +1,8 @@
-"""The built-in metrics of the registry: fid, lpips_diversity, mcsd_mocd, params, fps."""
+"""The built-in metrics of the registry (FID, mCSD/mOCD, LPIPS diversity, parameters, FPS).
+
+Their names and the value keys each stores are those of ``benchmark/metrics.toml``, the one list
+of metric names (a test keeps the two in step).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from typing import Any
 
 import torch
 
-from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.metrics.base import EvalContext, Metric
+from smisbench.metrics.registry import register_metric
 
 
 def _limit(wanted: int | None, total: int) -> int:
@@ -40,21 +44,18 @@ class FIDMetric(Metric):
     def items_needed(self, ctx: EvalContext) -> int | None:
         return self.count
 
-    def _make_key(self, ctx: EvalContext, size: tuple[int, int]):
-        from smisbench.metrics.fid import RealStatsKey
+    def _make_key(self, ctx: EvalContext, real_size: tuple[int, int]):
+        from smisbench.metrics.fid import real_stats_key
 
-        p = ctx.protocol
-        root = getattr(ctx.dataset, "root", None) or p.dataset_root
-        split = getattr(ctx.dataset, "split", None) or p.split
-        if root is None or split is None:
+        key = real_stats_key(ctx.dataset, ctx.dataset_config.name, ctx.protocol, real_size, self.weights_sha256,
+                             self.count)
+        if key is None:
             ctx.note("fid: real statistics not cached (the dataset names no root/split; set protocol.dataset_root "
                      "and protocol.split to cache them)")
-            return None
-        return RealStatsKey(
-            dataset=ctx.dataset_config.name, root=str(root), split=str(split), image_size=tuple(size),
-            resize_filter=p.resize_filter if p.image_size else "none", weights_sha256=self.weights_sha256,
-            num_samples=self.count, dtype=p.fid_dtype,
-        )
+        elif not key.reader:
+            ctx.note("fid: the dataset does not describe its preprocessing (no image_identity()); the real "
+                     "statistics are cached under its root and split only")
+        return key
 
     def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
         from smisbench.metrics.fid import extract_features, load_cached_stats, resize_images, to_uint8
@@ -66,7 +67,7 @@ class FIDMetric(Metric):
         real, fake = batch["image"][:take].float(), generated[:take].float()
         size = tuple(p.image_size) if p.image_size else tuple(real.shape[-2:])
         if start == 0:
-            self.key = self._make_key(ctx, size)
+            self.key = self._make_key(ctx, tuple(real.shape[-2:]))
             if self.key is not None and p.stats_cache:
                 self.cached = load_cached_stats(self.key, ctx.stats_cache_dir)
         if self.cached is None:
@@ -94,33 +95,33 @@ class FIDMetric(Metric):
         return {"fid": value}
 
 
-def _diversity_settings(p: EvalProtocol):
-    from smisbench.metrics.smis_diversity import DiversitySettings
+class _DiversityMetric(Metric):
+    """Scores the first ``diversity_maps`` label maps with its own generated sets (``scorer_class``)."""
 
-    return DiversitySettings(n=p.n, m=p.m, mask_mode=p.mask_mode, seed=p.seed, batch_size=p.batch_size)
-
-
-def _for_each_map(ctx: EvalContext, batch: dict[str, Any], start: int, limit: int, fn) -> None:
-    instance = batch.get("instance")
-    for i in range(len(batch["label"])):
-        if start + i < limit:
-            fn(batch["label"][i], None if instance is None else instance[i], start + i)
-
-
-class MCSDMetric(Metric):
-    name = "mcsd_mocd"
+    scorer_class = ""  # a class of smisbench.metrics.smis_diversity
 
     def __init__(self, ctx: EvalContext):
-        from smisbench.metrics.smis_diversity import SMISDiversity
+        from smisbench.metrics import smis_diversity
 
-        self.limit = _limit(ctx.protocol.diversity_maps, len(ctx.dataset))
-        self.scorer = SMISDiversity(ctx.model, ctx.lpips(), _diversity_settings(ctx.protocol))
+        p = ctx.protocol
+        settings = smis_diversity.DiversitySettings(n=p.n, m=p.m, mask_mode=p.mask_mode, seed=p.seed,
+                                                    batch_size=p.batch_size)
+        self.limit = _limit(p.diversity_maps, len(ctx.dataset))
+        self.scorer = getattr(smis_diversity, self.scorer_class)(ctx.model, ctx.lpips(), settings)
 
     def items_needed(self, ctx: EvalContext) -> int | None:
         return self.limit
 
-    def on_batch(self, ctx, batch, start, generated) -> None:
-        _for_each_map(ctx, batch, start, self.limit, self.scorer.add_label_map)
+    def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
+        instance = batch.get("instance")
+        for i in range(len(batch["label"])):
+            if start + i < self.limit:
+                self.scorer.add_label_map(batch["label"][i], None if instance is None else instance[i], start + i)
+
+
+class MCSDMetric(_DiversityMetric):
+    name = "mcsd_mocd"
+    scorer_class = "SMISDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
         result = self.scorer.result()
@@ -134,20 +135,9 @@ class MCSDMetric(Metric):
         return {"mcsd": result.mcsd, "mocd": result.mocd}
 
 
-class LPIPSDiversityMetric(Metric):
+class LPIPSDiversityMetric(_DiversityMetric):
     name = "lpips_diversity"
-
-    def __init__(self, ctx: EvalContext):
-        from smisbench.metrics.smis_diversity import LPIPSDiversity
-
-        self.limit = _limit(ctx.protocol.diversity_maps, len(ctx.dataset))
-        self.scorer = LPIPSDiversity(ctx.model, ctx.lpips(), _diversity_settings(ctx.protocol))
-
-    def items_needed(self, ctx: EvalContext) -> int | None:
-        return self.limit
-
-    def on_batch(self, ctx, batch, start, generated) -> None:
-        _for_each_map(ctx, batch, start, self.limit, self.scorer.add_label_map)
+    scorer_class = "LPIPSDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
         for note in self.scorer.notes:

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from smisbench.datasets_config import DatasetConfig
+from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.registry import EvalContext, Metric, get_metric
+from smisbench.metrics.registry import get_metric
 from smisbench.metrics.smis_diversity import derive_seed
 from smisbench.progress import progress_bar
 

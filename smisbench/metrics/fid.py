@@ -1,8 +1,10 @@
 """FID through torch-fidelity's own Inception extractor and statistics, fed with the provisioned weights.
 
 Real-image statistics are cached on disk, keyed by a hash of everything that changes them,
-so a cache made at another image size, filter, weights file, sample count or dtype is never
-reused.
+so a cache made at another image size, filter, weights file, sample count, dtype or reader
+setting (load/crop size, crop position, flip, augmentation seed, files) is never reused, and
+nothing that leaves the real images alone (the resize filter when they are not resized, the
+synthetic dataset's length) forces a recomputation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,11 +26,12 @@ from smisbench import imaging
 from smisbench.errors import SmisbenchError, WeightsError
 from smisbench.io import atomic_open
 from smisbench.metrics.lpips_metric import check_image_range
+from smisbench.metrics.protocol import RESIZE_FILTERS, EvalProtocol
+from smisbench.weights import register_check
 
 FEATURE_LAYER = "2048"
 EXTRACTOR_NAME = "inception-v3-compat"
 ENV_STATS_DIR = "SMISBENCH_FID_CACHE_DIR"
-RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area")
 
 
 # ----------------------------------------------------------------------------- extractor
@@ -42,7 +45,7 @@ def check_inception_state(state: dict[str, torch.Tensor]) -> None:
     """Install-time check: torch-fidelity's extractor loads the converted state strictly."""
     import tempfile
 
-    from smisbench.metrics.weights import serialize_state_dict
+    from smisbench.weights import serialize_state_dict
 
     with tempfile.NamedTemporaryFile(suffix=".pth") as tmp:
         tmp.write(serialize_state_dict(state))
@@ -53,6 +56,9 @@ def check_inception_state(state: dict[str, torch.Tensor]) -> None:
             raise WeightsError(f"converted Inception weights do not fit torch-fidelity: {err}") from None
 
 
+register_check("fid-inception", lambda _name, state: check_inception_state(state))
+
+
 def load_inception(store_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu",
                    dtype: str = "float32", weights_path: str | os.PathLike | None = None) -> torch.nn.Module:
     """torch-fidelity's FeatureExtractorInceptionV3 (2048-d pool features) on the store's verified weights.
@@ -60,7 +66,7 @@ def load_inception(store_dir: str | os.PathLike | None = None, device: torch.dev
     ``weights_path`` bypasses the store (tests with random weights); torch-fidelity loads it strictly.
     """
     if weights_path is None:
-        from smisbench.metrics.weights import require
+        from smisbench.weights import require
 
         weights_path, sha = require("fid-inception", store_dir)
     else:
@@ -163,6 +169,7 @@ class RealStatsKey:
     weights_sha256: str
     num_samples: int
     dtype: str
+    reader: dict[str, Any] = field(default_factory=dict)  # the dataset's image_identity(num_samples)
     feature_layer: str = FEATURE_LAYER
     extractor: str = EXTRACTOR_NAME
 
@@ -174,13 +181,37 @@ class RealStatsKey:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
 
 
+def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real_size: tuple[int, int],
+                   weights_sha256: str, num_samples: int) -> RealStatsKey | None:
+    """The cache key of the first ``num_samples`` real images' statistics; None when nothing names them.
+
+    ``reader`` is the dataset's ``image_identity(num_samples)`` (preprocessing, files, and the
+    augmentation seed where a crop or flip is drawn); a dataset that describes itself so needs no
+    root. The resize filter counts only when the real images (``real_size``) are resized.
+    """
+    identity = getattr(dataset, "image_identity", None)
+    reader = identity(num_samples) if callable(identity) else {}
+    root = getattr(dataset, "root", None)
+    if root is None:
+        root = "" if reader else protocol.dataset_root
+    split = getattr(dataset, "split", None) or protocol.split
+    if root is None or split is None:
+        return None
+    size = tuple(protocol.image_size) if protocol.image_size else tuple(real_size)
+    return RealStatsKey(
+        dataset=dataset_name, root=str(root), split=str(split), image_size=size,
+        resize_filter=protocol.resize_filter if size != tuple(real_size) else "none",
+        weights_sha256=weights_sha256, num_samples=num_samples, dtype=protocol.fid_dtype, reader=reader,
+    )
+
+
 def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     env = os.environ.get(ENV_STATS_DIR)
     if env:
         return Path(env).expanduser()
-    from smisbench.metrics.weights import cache_root
+    from smisbench.paths import cache_root
 
     return cache_root() / "fid_stats"
 
@@ -239,20 +270,119 @@ def real_statistics(
 
 
 # ----------------------------------------------------------------------------- folders (the CLI)
-def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
-                   device: str = "cpu", batch_size: int = 32, verbose: bool = False) -> float:
-    """FID between two image folders by torch-fidelity's own pipeline, with the provisioned Inception."""
+def default_resize_filter() -> str:
+    """The protocol's filter (one place for the fact: :class:`EvalProtocol`)."""
+    from smisbench.metrics.protocol import EvalProtocol
+
+    return EvalProtocol.__dataclass_fields__["resize_filter"].default
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """A folder's images as uint8 (3, H, W) at one size, decoded lazily by the shared reader.
+
+    Files of another size are resized with ``resize_filter`` (as float in [-1, 1], then rounded
+    back to uint8 like a PNG writer), so a folder of real photos of mixed sizes can be scored.
+    """
+
+    def __init__(self, files: list[Path], size: tuple[int, int], resize_filter: str):
+        self.files, self.size, self.resize_filter = files, (int(size[0]), int(size[1])), resize_filter
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from smisbench.image_io import read_rgb
+
+        image = torch.from_numpy(read_rgb(self.files[index])).permute(2, 0, 1)
+        if tuple(image.shape[-2:]) != self.size:
+            floats = imaging.from_uint8(image[None])
+            image = to_uint8(resize_images(floats, self.size, self.resize_filter))[0]
+        return image
+
+
+def _list_images(folder: Path) -> tuple[list[Path], list[str]]:
+    """The image files of ``folder`` (natural order) and the names of the other entries."""
+    from smisbench.data.files import natural_key
+    from smisbench.image_io import IMAGE_SUFFIXES
+
+    if not folder.exists():
+        raise SmisbenchError(f"image folder {folder} does not exist", "pass two folders of PNG/JPEG images")
+    if not folder.is_dir():
+        raise SmisbenchError(f"{folder} is a file, not a folder of images", "pass two folders of PNG/JPEG images")
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name + ("/" if p.is_dir() else "") for p in entries if p not in images]
+    if len(images) < 2:
+        found = "no image files" if not images else f"only 1 image file ({images[0].name})"
+        raise SmisbenchError(
+            f"{folder} holds {found}; FID needs at least 2 images per folder (files ending in "
+            f"{', '.join(IMAGE_SUFFIXES)})",
+            "pass folders with many images each (FID of a few images is dominated by its bias; "
+            "the paper scores the whole validation split)",
+        )
+    return images, others
+
+
+def image_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, size: tuple[int, int] | None = None,
+                  resize_filter: str | None = None) -> tuple[ImageFolder, ImageFolder, list[str]]:
+    """Both folders at one size, and note lines saying what was ignored or resized.
+
+    The size rule: ``size`` (H, W) when given, else the size of the first image of ``dir_a`` in
+    natural name order. Every image of another size is resized to it with ``resize_filter``
+    (default: the evaluation protocol's). Headers are read here, so a folder holding a non-image
+    or empty file is refused before any feature is computed; truncated data is found on decoding.
+    """
+    from smisbench.image_io import image_size
+
+    resize_filter = resize_filter or default_resize_filter()
+    if resize_filter not in RESIZE_FILTERS:
+        from smisbench.errors import UnknownNameError
+
+        raise UnknownNameError("resize filter", resize_filter, list(RESIZE_FILTERS))
+    notes: list[str] = []
+    listed = []
+    for folder in (Path(dir_a), Path(dir_b)):
+        images, others = _list_images(folder)
+        if others:
+            from smisbench.data.files import first_few
+
+            notes.append(f"ignored {len(others)} {'entry' if len(others) == 1 else 'entries'} of {folder} "
+                         "that are not image files by name: "
+                         f"{first_few(others)}")
+        listed.append((folder, images, [image_size(p) for p in images]))
+    target = (int(size[0]), int(size[1])) if size else listed[0][2][0]
+    rule = "as asked" if size else f"the size of {listed[0][1][0].name}, the first image of {listed[0][0]}"
+    resized = [(folder, sum(s != target for s in sizes), len(sizes)) for folder, _, sizes in listed]
+    if any(count for _, count, _ in resized):
+        counts = ", ".join(f"{count} of {total} in {folder}" for folder, count, total in resized)
+        notes.append(f"resized {counts} to {target[0]}x{target[1]} (H x W; {rule}) with {resize_filter}; "
+                     "pass --size HxW to choose the size")
+    folders = [ImageFolder(images, target, resize_filter) for _, images, _ in listed]
+    return folders[0], folders[1], notes
+
+
+def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.Dataset,
+                      store_dir: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 32,
+                      verbose: bool = False) -> float:
+    """FID between two datasets of uint8 (3, H, W) images by torch-fidelity's own pipeline and Inception."""
     import torch_fidelity
 
-    from smisbench.metrics.weights import require
+    from smisbench.weights import require
 
-    for folder in (dir_a, dir_b):
-        if not Path(folder).is_dir():
-            raise SmisbenchError(f"{folder} is not a folder of images", "pass two folders of PNG/JPEG files")
+    if batch_size < 1:
+        raise SmisbenchError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 32 (or any N >= 1)")
     weights_path, _ = require("fid-inception", store_dir)
     metrics = torch_fidelity.calculate_metrics(
-        input1=str(dir_a), input2=str(dir_b), fid=True, cuda=str(device).startswith("cuda"),
+        input1=set_a, input2=set_b, fid=True, cuda=str(device).startswith("cuda"),
         feature_extractor_weights_path=str(weights_path), batch_size=batch_size, cache=False,
-        save_cpu_ram=True, verbose=verbose,
+        save_cpu_ram=True, verbose=verbose,  # save_cpu_ram: no worker processes, so read errors arrive as raised
     )
     return float(metrics["frechet_inception_distance"])
+
+
+def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
+                   device: str = "cpu", batch_size: int = 32, verbose: bool = False,
+                   size: tuple[int, int] | None = None, resize_filter: str | None = None) -> float:
+    """FID between two image folders (see :func:`image_folders` for the size rule)."""
+    set_a, set_b, _ = image_folders(dir_a, dir_b, size, resize_filter)
+    return fid_of_image_sets(set_a, set_b, store_dir, device, batch_size, verbose)

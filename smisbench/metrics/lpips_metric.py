@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from smisbench.errors import SmisbenchError, WeightsError
+from smisbench.metrics.protocol import LPIPS_NETS
+from smisbench.weights import register_check
 
-NETS = {"alex": ("lpips-alex-backbone", "lpips-alex-linear"), "vgg": ("lpips-vgg-backbone", "lpips-vgg-linear")}
+NETS = {net: (f"lpips-{net}-backbone", f"lpips-{net}-linear") for net in LPIPS_NETS}  # weights store entries
 RANGE_TOLERANCE = 1e-3
 
 
@@ -117,6 +119,11 @@ def check_lpips_part(entry_name: str, state: dict[str, torch.Tensor]) -> None:
         raise WeightsError(f"{entry_name}: shapes of {bad[:6]} do not fit lpips.LPIPS({net!r})")
 
 
+for _files in NETS.values():
+    for _name in _files:
+        register_check(_name, check_lpips_part)
+
+
 class LPIPSMetric(nn.Module):
     """LPIPS v0.1 distances and spatial maps for images in [-1, 1]."""
 
@@ -137,7 +144,7 @@ class LPIPSMetric(nn.Module):
     def load(cls, net: str = "alex", store_dir: str | os.PathLike | None = None,
              device: torch.device | str = "cpu") -> "LPIPSMetric":
         """LPIPS from the weights store (verified by sha256 before loading)."""
-        from smisbench.metrics.weights import load_state_dict_file, require
+        from smisbench.weights import load_state_dict_file, require
 
         if net not in NETS:
             new_lpips(net)  # raises the unknown-name error

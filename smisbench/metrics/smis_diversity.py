@@ -1,17 +1,27 @@
 """mCSD, mOCD (GroupDNet paper, Sec. 4.3) and overall LPIPS diversity for any registered model.
 
 For one label map and each class c present in it, n images are generated from one base code
-with only class c's code redrawn; m distinct pairs are drawn among them. L_c is the mean
-LPIPS inside class c's area over the pairs, L_{!=c} the mean LPIPS over the area of all other
-classes (the complement of c) over the same pairs. Over label maps, each class's L_c is the
-mean over the maps that contain it; mCSD = mean_c L_c, mOCD = mean_c L_{!=c}.
+with only class c's code redrawn; m distinct pairs are drawn among them. L_c is the LPIPS
+restricted to class c's area over the pairs, L_{!=c} the same for the area of all other classes
+(the complement of c) over the same pairs. Over label maps, each class's L_c is the mean over the
+maps that contain it; mCSD = mean_c L_c, mOCD = mean_c L_{!=c}.
 
-Masking (not published; the authors lost the code): by default ("lpips_map") the spatial
-LPIPS map of the full images is averaged over the mask's pixels. "image" instead multiplies
-both images by the mask (the rest becomes 0, mid-grey) and takes the ordinary LPIPS of the
-masked images, averaged over the whole image. The map variant lets LPIPS's receptive field
-carry a change across a class border, so mOCD is small but not 0 for a model that changes
-class c's pixels only; the image variant gives exactly 0 there.
+Masking (``mask_mode``; not published, the authors lost the code). The default, "image", is the
+paper's scale: both images are multiplied by the region's mask (the rest becomes 0, mid-grey) and
+the ordinary LPIPS of the masked images is taken, averaged over the whole image, so L_c is
+area-weighted. Table 1 of the paper shows this: for its three global-code models mCSD + mOCD is
+close to the overall LPIPS (VSPADE 0.0304 + 0.1843 = 0.215 vs LPIPS 0.207; BicycleGAN 0.246 vs
+0.228; DSCGAN 0.181 vs 0.163) and mOCD / mCSD is about 6-7, near C - 1 = 7 for DeepFashion's 8
+classes, which only an area-weighted L_c gives; the sum exceeding LPIPS by 4-11 % fits masked
+images (mask edges add distance). A model that changes class c's pixels only gets mOCD = 0
+exactly. "lpips_map" (selectable, never the default) averages the spatial LPIPS map of the full
+images over the mask's own pixels: a global-code model then gets mCSD ~ mOCD, and LPIPS's
+receptive field carries a change across a class border, so the class-only model above still
+gets mOCD > 0. The mode is named in every result (``SMISDiversityResult.mask_mode``).
+
+Masks are the label map resized (nearest neighbour) to the generated images' size. A class that
+vanishes at that size is skipped for that map, and a class that fills the whole image has no
+other-class area there (its L_{!=c} is not counted); both say so in ``notes``, never as NaN.
 
 Every image's code comes from its own seed, so only images that appear in a pair are generated
 (``generate_all=True`` generates all n and gives identical numbers). Models without per-class
@@ -20,7 +30,6 @@ codes fall back to global resampling for every class, and say so in ``notes``.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -30,15 +39,15 @@ import torch.nn.functional as F
 
 from smisbench.errors import SmisbenchError
 from smisbench.metrics.lpips_metric import LPIPSMetric, masked_mean
+from smisbench.metrics.protocol import MaskMode
 from smisbench.models.base import CodesKind, SMISModel
 
 NOTE_GLOBAL = "global resampling: model has no per-class codes, every class's images differ in the whole code"
 NOTE_NONE = "deterministic model: no latent code, every diversity is 0 by construction"
-
-
-class MaskMode(str, enum.Enum):
-    LPIPS_MAP = "lpips_map"
-    IMAGE = "image"
+NOTE_VANISHED = ("class {c} vanishes at the scoring size {size} (nearest-neighbour mask resize) in {k} label map(s) "
+                 "(first: {first}): skipped there")
+NOTE_FILLS = ("class {c} fills the whole image in {k} label map(s) (first: {first}): no other-class area, "
+              "L_!=c not counted there")
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class DiversitySettings:
 
     n: int = 100
     m: int = 19
-    mask_mode: MaskMode | str = MaskMode.LPIPS_MAP
+    mask_mode: MaskMode | str = MaskMode.IMAGE
     seed: int = 0
     batch_size: int = 16
     max_images_in_memory: int = 256
@@ -190,6 +199,18 @@ class _Generation:
         return lookup[job.pairs]
 
 
+def region_mask(label: torch.Tensor, c: int, size: tuple[int, int]) -> torch.Tensor:
+    """(1, 1, H, W) float mask of class ``c`` at the generated images' ``size`` (nearest-neighbour resize)."""
+    mask = (label == c).to(torch.float32)[None, None]
+    if tuple(mask.shape[-2:]) != tuple(size):
+        mask = F.interpolate(mask, size=size, mode="nearest")
+    return mask
+
+
+def _size(images: torch.Tensor) -> str:
+    return f"{images.shape[-2]}x{images.shape[-1]}"
+
+
 class SMISDiversity(_Generation):
     """Accumulates L_c and L_{!=c} over label maps; :meth:`result` gives mCSD and mOCD."""
 
@@ -197,6 +218,7 @@ class SMISDiversity(_Generation):
         super().__init__(model, lpips, settings or DiversitySettings())
         self._csd: dict[int, list[float]] = {}
         self._ocd: dict[int, list[float]] = {}
+        self._skipped: dict[tuple[str, int, str], list[int]] = {}  # (note, class, size) -> label maps
         self.label_maps = 0
 
     def _classes(self, label: torch.Tensor) -> list[int]:
@@ -229,15 +251,21 @@ class SMISDiversity(_Generation):
         scores = {}
         for group in self._groups(jobs):
             for job, images in zip(group, self._images_per_job(semantics, group)):
-                mask = (label == job.key).to(images.device, torch.float32)[None, None]
-                if tuple(mask.shape[-2:]) != tuple(images.shape[-2:]):
-                    mask = F.interpolate(mask, size=images.shape[-2:], mode="nearest")
+                mask = region_mask(label, job.key, tuple(images.shape[-2:])).to(images.device)
+                area = float(mask.sum())
+                if area == 0:
+                    self._skipped.setdefault((NOTE_VANISHED, job.key, _size(images)), []).append(index)
+                    continue
+                if area == mask.numel():
+                    self._skipped.setdefault((NOTE_FILLS, job.key, _size(images)), []).append(index)
                 scores[job.key] = self._pair_scores(images, self._local_pairs(job), mask)
         return scores
 
     def _pair_scores(self, images: torch.Tensor, pairs: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+        """(L_c, L_!=c) of one set's pairs; L_!=c is NaN (not counted) when the class fills the image."""
         inside, outside = mask, 1 - mask
         i, j = pairs[:, 0], pairs[:, 1]
+        has_outside = float(outside.sum()) > 0
         if self.settings.mask_mode == MaskMode.LPIPS_MAP:
             feats = self._features(images)
             l_in, l_out = [], []
@@ -246,28 +274,31 @@ class SMISDiversity(_Generation):
                 maps = self.lpips.spatial_from_features([f[a] for f in feats], [f[b] for f in feats],
                                                         tuple(images.shape[-2:]))
                 l_in.append(masked_mean(maps, inside))
-                l_out.append(masked_mean(maps, outside))
-            return float(torch.cat(l_in).mean()), float(torch.cat(l_out).mean())
+                if has_outside:
+                    l_out.append(masked_mean(maps, outside))
+            return float(torch.cat(l_in).mean()), float(torch.cat(l_out).mean()) if has_outside else math.nan
         values = []
-        for region in (inside, outside):
-            if float(region.sum()) == 0:
-                values.append(float("nan"))
-                continue
+        for region in (inside, outside) if has_outside else (inside,):
             feats = self._features(images * region)
             d = self.lpips.distance_from_features([f[i] for f in feats], [f[j] for f in feats])
             values.append(float(d.mean()))
-        return values[0], values[1]
+        return values[0], values[1] if has_outside else math.nan
+
+    def _notes(self) -> list[str]:
+        notes = {"global": [NOTE_GLOBAL], "none": [NOTE_NONE]}.get(self.sampling, [])
+        for (template, c, size), maps in sorted(self._skipped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            notes.append(template.format(c=c, size=size, k=len(maps), first=maps[0]))
+        return notes
 
     def result(self) -> SMISDiversityResult:
         csd = {c: sum(v) / len(v) for c, v in sorted(self._csd.items())}
         ocd = {c: sum(v) / len(v) for c, v in sorted(self._ocd.items())}
-        notes = {"global": [NOTE_GLOBAL], "none": [NOTE_NONE]}.get(self.sampling, [])
         return SMISDiversityResult(
             mcsd=sum(csd.values()) / len(csd) if csd else float("nan"),
             mocd=sum(ocd.values()) / len(ocd) if ocd else float("nan"),
             per_class_csd=csd, per_class_ocd=ocd, label_maps=self.label_maps, sampling=self.sampling,
             mask_mode=MaskMode(self.settings.mask_mode).value, images_generated=self.images_generated,
-            generator_calls=self.generator_calls, notes=list(notes),
+            generator_calls=self.generator_calls, notes=self._notes(),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ class SMISModel(nn.Module):
 
     codes_kind: CodesKind = CodesKind.NONE
     model_name: str = ""
+    # modules beyond those of its classes whose code makes the model (a factory's): part of its code identity
+    code_origins: tuple[str, ...] = ()
 
     def __init__(self, dataset: DatasetConfig):
         super().__init__()
@@ -111,3 +114,23 @@ class SMISModel(nn.Module):
         if self.netE is not None:
             out["E"] = self.netE
         return out
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """How to build one model family: ``configs`` maps a dataset name to its default config."""
+
+    name: str
+    description: str
+    codes_kind: CodesKind
+    configs: Callable[[], dict[str, Any]]
+    build: Callable[[Any], SMISModel]
+    build_discriminator: Callable[[Any], nn.Module] | None = None
+    paper: str = ""  # where the model comes from (paper table, citation)
+    # drops entries old releases carry that current modules lack (e.g. pix2pixHD's InstanceNorm stats)
+    checkpoint_filter: Callable[[dict], tuple[dict, list[str]]] | None = None
+    # config overrides read off a G state dict, for families whose releases differ in shape (pix2pixHD)
+    config_from_checkpoint: Callable[[dict], dict] | None = None
+
+    def datasets(self) -> list[str]:
+        return list(self.configs())

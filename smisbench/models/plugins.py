@@ -6,8 +6,14 @@
   :class:`SMISModel`. It works wherever a model name does (``score``, ``sample``, specs).
 * An installed distribution declares models in the entry-point group ``smisbench.models``:
   ``name = "pkg.mod:factory"`` (a factory as above) or an object that is a ``ModelEntry``. They
-  are read once per process, after the built-in models; a plugin that fails to load prints one
-  ``error:`` line naming its distribution and is left out, the other names are unaffected.
+  are read once per process, after the built-in models, by the generic registry
+  (:data:`smisbench.registry.MODELS`: ``entry_points``, ``adapt`` = :func:`entry_of`); a plugin
+  that fails to load prints one ``error:`` line naming its distribution and is left out, the
+  other names are unaffected. Factory references are the registry's ``resolve`` step
+  (:func:`factory_entry_of`).
+
+A factory model's code identity (the cell key's ``code_sha256``) covers the modules of its classes
+and the module that defines the factory (``SMISModel.code_origins``), so an edited file is a new cell.
 """
 
 from __future__ import annotations
@@ -26,16 +32,13 @@ from torch import nn
 
 from smisbench.datasets_config import DatasetConfig, dataset_configs
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind, SMISModel
+from smisbench.models.base import CodesKind, ModelEntry, SMISModel
 from smisbench.models.contract import ContractError, one_line, wrap
 
 ENTRY_POINT_GROUP = "smisbench.models"
 REF_FORMS = "MODULE:FACTORY (e.g. mypkg.models:build) or FILE.py:FACTORY (e.g. ./my_model.py:build)"
 
-_FACTORY_ENTRIES: dict[str, Any] = {}  # factory reference -> ModelEntry, built once per process
-_BROKEN: dict[str, ContractError] = {}  # plugin name -> why it could not be loaded
-_FILE_MODULES: dict[str, Any] = {}
-_entry_points_read = False
+_FILE_MODULES: dict[str, Any] = {}  # resolved path -> the module imported from it (once per process)
 
 
 def is_factory_ref(name: str) -> bool:
@@ -133,11 +136,14 @@ def build_from_factory(factory: Callable[..., Any], config: DatasetConfig, ref: 
                             f"use_instance={config.use_instance})") from err
     if isinstance(made, SMISModel):
         made.model_name = name
-        return made
-    if not isinstance(made, nn.Module):
+    elif not isinstance(made, nn.Module):
         raise ContractError(f"factory {ref} returned {type(made).__name__}, not a torch.nn.Module",
                             "return the module (codes, code_shape, forward(onehot, codes)) or a wrapped SMISModel")
-    return wrap(made, config, name)
+    else:
+        made = wrap(made, config, name)
+    origin = getattr(factory, "__module__", None) or type(factory).__module__
+    made.code_origins = tuple(dict.fromkeys((*made.code_origins, origin)))  # the factory's code is the model's too
+    return made
 
 
 def _codes_kind(build: Callable[[DatasetConfig], SMISModel]) -> CodesKind:
@@ -157,10 +163,8 @@ def _codes_kind(build: Callable[[DatasetConfig], SMISModel]) -> CodesKind:
     raise first
 
 
-def factory_entry(name: str, factory: Callable[..., Any], ref: str, description: str) -> Any:
+def factory_entry(name: str, factory: Callable[..., Any], ref: str, description: str) -> ModelEntry:
     """A registry entry whose configurations are the dataset configurations themselves."""
-    from smisbench.models.registry import ModelEntry
-
     def build(config: DatasetConfig) -> SMISModel:
         return build_from_factory(factory, config, ref, name)
 
@@ -168,9 +172,8 @@ def factory_entry(name: str, factory: Callable[..., Any], ref: str, description:
                       build=build)
 
 
-def _entry_of(point: importlib.metadata.EntryPoint) -> Any:
-    from smisbench.models.registry import ModelEntry
-
+def entry_of(point: importlib.metadata.EntryPoint) -> ModelEntry:
+    """The registry entry of one installed plugin (the registry's ``adapt`` step for ``smisbench.models``)."""
     if is_factory_ref(point.name):
         raise ContractError(f"the name {point.name!r} holds a colon", "name the model without ':'")
     obj = point.load()
@@ -181,62 +184,8 @@ def _entry_of(point: importlib.metadata.EntryPoint) -> Any:
     raise ContractError(f"{point.value} is a {type(obj).__name__}", "point the entry at a factory or a ModelEntry")
 
 
-def _distribution(point: importlib.metadata.EntryPoint) -> str:
-    dist = getattr(point, "dist", None)
-    return f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
-
-
-def register_entry_points(register: Callable[[Any], Any], known: dict[str, Any]) -> None:
-    """Register every plugin model once per process; a broken one is reported and left out."""
-    global _entry_points_read
-    if _entry_points_read:
-        return
-    _entry_points_read = True
-    for point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
-        where = _distribution(point)
-        try:
-            if point.name in known:
-                raise ContractError(f"the name {point.name!r} is taken by another model", "rename the entry point")
-            entry = _entry_of(point)
-            register(entry)
-        except Exception as err:
-            reason = err.problem if isinstance(err, SmisbenchError) else one_line(err)
-            problem = ContractError(
-                f"plugin model {point.name!r} ({point.value}) from distribution {where} cannot be loaded: {reason}",
-                f"fix or reinstall {where.split()[0]} (entry-point group {ENTRY_POINT_GROUP}), or uninstall it; "
-                "the other models are unaffected")
-            _BROKEN[point.name] = problem
-            print(f"smisbench: error: {problem}", file=sys.stderr)
-
-
-def missing_entry(name: str) -> Any | None:
-    """A registry entry for a name the registry lacks: a factory reference's; None for unknown names.
-
-    A plugin that failed to load raises its error (naming the distribution) instead of "unknown model".
-    """
-    if name in _BROKEN:
-        raise _BROKEN[name]
+def factory_entry_of(name: str) -> ModelEntry | None:
+    """The entry of a factory reference (the registry's ``resolve`` step); None for a name that is none."""
     if not is_factory_ref(name):
         return None
-    if name not in _FACTORY_ENTRIES:
-        _FACTORY_ENTRIES[name] = factory_entry(name, load_factory(name), name, f"factory {name}")
-    return _FACTORY_ENTRIES[name]
-
-
-def factory_source_sha256(ref: str) -> str | None:
-    """sha256 of the file that defines a factory, so an edited model file is scored again (None if not found)."""
-    from smisbench.io import sha256_file
-
-    try:
-        target, _ = _split(ref)
-    except ContractError:
-        return None
-    if _is_path(target):
-        path = Path(target)
-    else:
-        try:
-            spec = importlib.util.find_spec(target)
-        except (ImportError, ValueError):
-            return None
-        path = Path(spec.origin) if spec is not None and spec.origin else None
-    return sha256_file(path) if path is not None and path.is_file() else None
+    return factory_entry(name, load_factory(name), name, f"factory {name}")

@@ -1,97 +1,41 @@
-"""Models registered by name; each is built from a typed config dataclass chosen per dataset."""
+"""Models registered by name; each is built from a typed config dataclass chosen per dataset.
+
+A model family's module registers a :class:`~smisbench.models.base.ModelEntry` with
+:func:`register`; the built-in modules are listed in :data:`smisbench.registry.MODELS`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-from smisbench.errors import SmisbenchError, UnknownNameError
-from smisbench.models.base import CodesKind, SMISModel
+from smisbench.datasets_config import dataset_config_names
+from smisbench.errors import SmisbenchError
+from smisbench.models.base import ModelEntry, SMISModel
+from smisbench.registry import MODELS
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """How to build one model family: ``configs`` maps a dataset name to its default config."""
-
-    name: str
-    description: str
-    codes_kind: CodesKind
-    configs: Callable[[], dict[str, Any]]
-    build: Callable[[Any], SMISModel]
-    build_discriminator: Callable[[Any], nn.Module] | None = None
-    paper: str = ""  # where the model comes from (paper table, citation)
-    # drops entries old releases carry that current modules lack (e.g. pix2pixHD's InstanceNorm stats)
-    checkpoint_filter: Callable[[dict], tuple[dict, list[str]]] | None = None
-    # config overrides read off a G state dict, for families whose releases differ in shape (pix2pixHD)
-    config_from_checkpoint: Callable[[dict], dict] | None = None
-
-    def datasets(self) -> list[str]:
-        return list(self.configs())
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-# Modules that register models when imported; kept as data so new families are one line.
-MODEL_MODULES = (
-    "smisbench.models.groupdnet",
-    "smisbench.models.spade",
-    "smisbench.models.groupenc_groupdec",
-    "smisbench.models.groupnet",
-    "smisbench.models.mulnet",
-    "smisbench.models.ablations",
-    "smisbench.models.pix2pixhd",
-    "smisbench.models.bicyclegan",
-    "smisbench.models.dscgan",
-)
+__all__ = ["ModelEntry", "register", "synthetic_available", "model_names", "get_entry", "model_config",
+           "build_model", "build_discriminator"]
 
 
 def synthetic_available() -> bool:
-    """Whether the embedded synthetic dataset config exists; model families add tiny configs for it then."""
-    try:
-        import smisbench.data.synthetic  # noqa: F401  (registers the "synthetic" dataset config)
-    except ModuleNotFoundError as error:
-        if error.name != "smisbench.data.synthetic":
-            raise
-    from smisbench.datasets_config import DATASETS
-
-    return "synthetic" in DATASETS
+    """Whether the synthetic dataset config exists (a declared built-in, so always); families add tiny configs for it."""
+    return "synthetic" in dataset_config_names()
 
 
-def register(entry: ModelEntry) -> ModelEntry:
-    if entry.name in _REGISTRY:
-        raise ValueError(f"model {entry.name!r} registered twice")
-    _REGISTRY[entry.name] = entry
-    return entry
-
-
-def _load_all() -> None:
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
-    from smisbench.models.plugins import register_entry_points
-
-    register_entry_points(register, _REGISTRY)  # installed plugins (group smisbench.models), read once
+def register(entry: ModelEntry, replace: bool = False) -> ModelEntry:
+    """Add a model family under ``entry.name`` (a taken name raises unless ``replace``)."""
+    return MODELS.register(entry.name, entry, replace)
 
 
 def model_names() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return MODELS.names()
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        from smisbench.models.plugins import missing_entry
-
-        found = missing_entry(name)  # a factory reference (pkg.mod:build, file.py:build); a broken plugin raises
-        if found is None:
-            raise UnknownNameError("model", name, list(_REGISTRY)) from None
-        return found
+    return MODELS.get(name)
 
 
 def model_config(name: str, dataset: str, **overrides: Any) -> Any:

@@ -1,10 +1,18 @@
-"""Claims a spec states (``[[claims]]``) checked against the measured numbers in the store."""
+"""Claims a spec states (``[[claims]]``) checked against the measured numbers in the store.
+
+A claim says the model is at most ``max_ratio`` times as bad as the reference in the value's
+direction (``metrics.toml``): for a lower-is-better value (FID, mOCD) model / reference <=
+max_ratio, for a higher-is-better one (mCSD, LPIPS, mIoU) reference / model <= max_ratio. The
+test is made without dividing (model <= max_ratio * reference), so a measured 0 is a number like
+any other; only a value the store lacks makes a claim "not measured".
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.spec import BenchmarkSpec, ClaimSpec, parse_spec
 from smisbench.benchmark.store import Store
 
@@ -16,23 +24,47 @@ class ClaimResult:
     reference_value: float | None
 
     @property
+    def higher_is_better(self) -> bool:
+        return catalog().value(self.claim.value).direction == "higher"
+
+    @property
+    def measured(self) -> bool:
+        return self.model_value is not None and self.reference_value is not None
+
+    def _worse_better(self) -> tuple[float, float]:
+        """(numerator, denominator) of the ratio: the side that should be smaller first."""
+        model, reference = float(self.model_value), float(self.reference_value)
+        return (reference, model) if self.higher_is_better else (model, reference)
+
+    @property
     def ratio(self) -> float | None:
-        if self.model_value is None or self.reference_value is None or self.reference_value == 0:
+        """The claim's ratio in its direction; inf when only the denominator is 0, nan when both are."""
+        if not self.measured:
             return None
-        return self.model_value / self.reference_value
+        num, den = self._worse_better()
+        if den == 0:
+            return math.inf if num != 0 else math.nan
+        return num / den
 
     @property
     def verdict(self) -> str:
-        if self.ratio is None:
+        if not self.measured:
             return "not measured"
-        return "holds" if self.ratio <= self.claim.max_ratio else "does not hold"
+        num, den = self._worse_better()
+        return "holds" if num <= self.claim.max_ratio * den else "does not hold"
 
     def sentence(self) -> str:
         c = self.claim
-        if self.ratio is None:
+        if not self.measured:
             return f"{c.text}: not measured (a value of {c.model} or {c.reference} is missing)."
+        ratio = self.ratio
+        better, first, second = (("higher", c.reference, c.model) if self.higher_is_better
+                                 else ("lower", c.model, c.reference))
+        shown = f"{first}/{second}"
+        need = f"{better} is better, needs {shown} <= {c.max_ratio:g}"
+        value = "undefined (both 0)" if math.isnan(ratio) else f"{ratio:.3f}"
         return (f"{c.text}: {c.value} {c.model} = {self.model_value:.4g}, {c.reference} = "
-                f"{self.reference_value:.4g}, ratio {self.ratio:.3f} (needs <= {c.max_ratio:g}) -> {self.verdict}.")
+                f"{self.reference_value:.4g}, ratio {shown} {value} ({need}) -> {self.verdict}.")
 
 
 def latest_spec(store: Store, table: str) -> BenchmarkSpec | None:

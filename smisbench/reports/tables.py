@@ -14,8 +14,10 @@ import pandas as pd
 from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.paper import Column, PaperTable, paper_tables
 from smisbench.benchmark.store import Store
+from smisbench.metrics.protocol import MASK_MODE_MEANING
 
 MISSING = "—"
+MASKED_VALUES = ("mcsd", "mocd")  # values whose number depends on the protocol's mask_mode
 
 
 @dataclass
@@ -58,6 +60,25 @@ def _value_order(key: str) -> int:
     return keys.index(key) if key in keys else len(keys)
 
 
+def mask_mode_notes(store: Store, results: list[dict]) -> list[str]:
+    """Name the mCSD/mOCD mask mode the table's numbers were measured under (and warn when rows differ)."""
+    rows: dict[str, set[str]] = {}
+    modes: dict[int, str] = {}
+    for result in results:
+        if result["metric"] in MASKED_VALUES:
+            if result["cell_id"] not in modes:
+                protocol = store.cell(result["cell_id"])["protocol"]
+                modes[result["cell_id"]] = str(protocol.get("mask_mode", "not recorded"))
+            rows.setdefault(modes[result["cell_id"]], set()).add(result["model_label"])
+    described = {mode: f"{mode} ({MASK_MODE_MEANING.get(mode, 'unknown mode')})" for mode in rows}
+    if len(rows) == 1:
+        return [f"mCSD/mOCD: mask_mode = {next(iter(described.values()))}."]
+    if not rows:
+        return []
+    groups = "; ".join(f"{described[mode]}: {', '.join(sorted(labels))}" for mode, labels in sorted(rows.items()))
+    return [f"mCSD/mOCD rows were measured under different mask modes, not comparable with each other: {groups}."]
+
+
 def build_table(store: Store, name: str) -> ReportTable:
     """The table ``name`` from the newest values in the store, beside the paper's table of that name."""
     paper = paper_tables().get(name)
@@ -97,7 +118,7 @@ def build_table(store: Store, name: str) -> ReportTable:
     columns += extra_columns
     for column in columns:
         dataset_labels.setdefault(column.dataset, column.dataset)
-    notes = list(paper.notes) if paper else []
+    notes = (list(paper.notes) if paper else []) + mask_mode_notes(store, list(sources.values()))
     for where, error in failed.items():
         notes.append(f"{where}: the newest attempt failed ({error}); its values are missing.")
     if not results:

@@ -10,11 +10,61 @@ the original code used.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from PIL import Image
+
+from smisbench.segmenters.checkpoints import CheckpointFile
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """Everything needed to run and cite one segmenter.
+
+    ``classes`` are the evaluation classes its predictions are scored in; ``label_convention``
+    names how the dataset's stored label maps become those classes; ``checkpoints`` lists the
+    released files per role (one role for most, ``encoder`` + ``decoder`` for CSAIL's UperNet).
+    """
+
+    name: str
+    dataset: str
+    classes: tuple[str, ...]
+    label_convention: str
+    preprocessing: Mapping[str, Any]
+    checkpoints: tuple[CheckpointFile, ...]
+    build: Callable[[], torch.nn.Module]
+    load: Callable[..., Any]
+    ignore_index: int = 255
+    backend: str = "native"
+    reference: str = ""
+    published: str = ""
+    notes: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.role for c in self.checkpoints))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "backend": self.backend,
+            "num_classes": len(self.classes),
+            "ignore_index": self.ignore_index,
+            "label_convention": self.label_convention,
+            "preprocessing": dict(self.preprocessing),
+            "checkpoints": [
+                {"role": c.role, "filename": c.filename, "url": c.url, "sha256": c.sha256, "note": c.note}
+                for c in self.checkpoints
+            ],
+            "reference": self.reference,
+            "published": self.published,
+            "notes": self.notes,
+        }
 
 
 def as_pil_rgb(image: torch.Tensor | np.ndarray | Image.Image) -> Image.Image:

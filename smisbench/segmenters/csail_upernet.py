@@ -18,11 +18,11 @@ from PIL import Image
 from torch import nn
 
 from smisbench.segmenters.ade20k_classes import ADE20K_CLASSES
-from smisbench.segmenters.base import Segmenter, as_pil_rgb, pil_to_float
+from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb, pil_to_float
 from smisbench.segmenters.checkpoints import (
     CheckpointFile, extract_state_dict, load_checkpoint_file, load_state_dict_strict, verify_checksum,
 )
-from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.registry import register
 from smisbench.segmenters.resnet_blocks import Bottleneck
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -205,7 +205,7 @@ def load(spec: SegmenterSpec, paths: Mapping[str, Any], *, device: str = "cpu", 
     )
 
 
-SPEC = SegmenterSpec(
+SPEC = register(SegmenterSpec(
     name="csail_upernet101_ade20k",
     dataset="ade20k",
     classes=ADE20K_CLASSES,
@@ -223,4 +223,4 @@ SPEC = SegmenterSpec(
     reference="github.com/CSAILVision/semantic-segmentation-pytorch (config ade20k-resnet101-upernet)",
     published="42.00 mIoU / 80.79 pixel acc. single scale; 42.66 / 81.01 multi-scale (ADE20K val)",
     notes="sceneparsing rule in its own evaluation (absent classes count 0)",
-)
+))

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from smisbench.segmenters.base import Segmenter, as_pil_rgb, pil_to_float
+from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb, pil_to_float
 from smisbench.segmenters.checkpoints import (
     CheckpointFile, extract_state_dict, load_checkpoint_file, load_state_dict_strict, verify_checksum,
 )
 from smisbench.segmenters.label_conventions import cityscapes_tables
-from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.registry import register
 from smisbench.segmenters.resnet_blocks import Bottleneck
 
 CITYSCAPES_MEAN = (0.29010095242892997, 0.32808144844279574, 0.28696394422942517)
@@ -156,7 +156,7 @@ def load(spec: SegmenterSpec, paths: Mapping[str, Any], *, device: str = "cpu", 
                         provenance={"checkpoints": [record.to_dict()]}, **options)
 
 
-SPEC = SegmenterSpec(
+SPEC = register(SegmenterSpec(
     name="drn_d_105_cityscapes",
     dataset="cityscapes",
     classes=cityscapes_tables()[1],
@@ -176,4 +176,4 @@ SPEC = SegmenterSpec(
     reference="github.com/fyu/drn (segment.py, DRNSeg('drn_d_105', 19))",
     published="75.6 mIoU (Cityscapes val, drn-d-105 ms)",
     notes="nan-mean over present classes in its own evaluation; default here is single scale",
-)
+))

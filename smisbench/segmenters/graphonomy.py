@@ -30,13 +30,13 @@ from PIL import Image
 from torch import nn
 
 from smisbench.datasets_config import DEEPFASHION_CLASSES
-from smisbench.segmenters.base import Segmenter, as_pil_rgb
+from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb
 from smisbench.segmenters.checkpoints import (
     CheckpointFile, extract_state_dict, load_checkpoint_file, load_state_dict_strict, verify_checksum,
 )
 from smisbench.segmenters.graphonomy_graphs import graphonomy_adjacencies
 from smisbench.segmenters.label_conventions import CIHP_CLASSES, cihp_to_deepfashion8
-from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.registry import register
 
 SCALES = (1.0, 0.5, 0.75, 1.25, 1.5, 1.75)
 LEFT_RIGHT_PAIRS = ((14, 15), (16, 17), (18, 19))
@@ -392,7 +392,7 @@ def load(spec: SegmenterSpec, paths: Mapping[str, Any], *, device: str = "cpu", 
                                provenance={"checkpoints": [record.to_dict()]}, **options)
 
 
-SPEC = SegmenterSpec(
+SPEC = register(SegmenterSpec(
     name="graphonomy_cihp_deepfashion8",
     dataset="deepfashion",
     classes=DEEPFASHION_CLASSES,
@@ -411,4 +411,4 @@ SPEC = SegmenterSpec(
     published="no DeepFashion number published; the GroupDNet paper parsed with CIHP_PGN instead",
     notes="stand-in for the paper's CIHP_PGN (TensorFlow); the 8-class order is not published by the authors",
     extra={"native_classes": CIHP_CLASSES},
-)
+))

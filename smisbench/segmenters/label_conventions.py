@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import torch
 
-from smisbench.datasets_config import DEEPFASHION_CLASSES
-from smisbench.errors import LabelMapError, UnknownNameError
+from smisbench.datasets_config import DEEPFASHION_CLASSES, get_dataset_config
+from smisbench.errors import LabelMapError
+from smisbench.registry import LABEL_CONVENTIONS
 
 IGNORE = 255
 
@@ -106,29 +108,39 @@ def _identity(n: int) -> LabelConvention:
     return LabelConvention(f"identity{n}", tuple(range(n)), n, IGNORE, f"class ids 0..{n - 1}")
 
 
-_BUILDERS = {
-    "cityscapes_labelids": _cityscapes,
-    "cityscapes_trainids": lambda: LabelConvention(
-        "cityscapes_trainids", tuple(list(range(19)) + [IGNORE] * (256 - 19)), 19, IGNORE,
-        "Cityscapes train ids 0..18 with 255 = ignored"),
-    "ade20k_sceneparsing": _ade20k,
-    "deepfashion8": _deepfashion,
-    "cihp20_to_deepfashion8": _cihp,
-    "cihp20": lambda: _identity(20),
-    "synthetic": lambda: LabelConvention("synthetic", tuple(range(6)), 6, IGNORE,
-                                         "the embedded synthetic set's class ids 0..5 (smisbench.data.synthetic)"),
-}
+def _synthetic() -> LabelConvention:
+    classes = get_dataset_config("synthetic").label_nc
+    return LabelConvention("synthetic", tuple(range(classes)), classes, IGNORE,
+                           f"the embedded synthetic set's class ids 0..{classes - 1} (smisbench.data.synthetic)")
+
+
+def register_label_convention(name: str, build: Callable[[], LabelConvention],
+                              replace: bool = False) -> Callable[[], LabelConvention]:
+    """Add a convention; ``build()`` makes it on first use (Cityscapes' table needs cityscapesscripts)."""
+    return LABEL_CONVENTIONS.register(name, build, replace)
 
 
 def label_convention_names() -> list[str]:
-    return sorted(_BUILDERS)
+    return sorted(LABEL_CONVENTIONS.names())
 
 
 def get_label_convention(name: str) -> LabelConvention:
-    try:
-        return _BUILDERS[name]()
-    except KeyError:
-        raise UnknownNameError("label convention", name, list(_BUILDERS)) from None
+    return LABEL_CONVENTIONS.get(name)()
+
+
+for _name, _build in (
+    ("cityscapes_labelids", _cityscapes),
+    ("cityscapes_trainids", lambda: LabelConvention(
+        "cityscapes_trainids", tuple(list(range(19)) + [IGNORE] * (256 - 19)), 19, IGNORE,
+        "Cityscapes train ids 0..18 with 255 = ignored")),
+    ("ade20k_sceneparsing", _ade20k),
+    ("deepfashion8", _deepfashion),
+    ("cihp20_to_deepfashion8", _cihp),
+    ("cihp20", lambda: _identity(20)),
+    ("synthetic", _synthetic),
+):
+    register_label_convention(_name, _build)
+del _name, _build
 
 
 def cihp_to_deepfashion8(cihp: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ import torch
 
 from smisbench.errors import SmisbenchError
 from smisbench.imaging import to_uint8
-from smisbench.metrics.registry import EvalContext, Metric, register_metric
+from smisbench.metrics.base import EvalContext, Metric
+from smisbench.metrics.registry import register_metric
 from smisbench.paths import cache_root
 from smisbench.segmenters.confusion import ConfusionMatrix
 from smisbench.segmenters.label_conventions import get_label_convention

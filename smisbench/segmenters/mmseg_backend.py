@@ -24,12 +24,12 @@ import torch.nn.functional as F
 
 from smisbench.errors import SmisbenchError
 from smisbench.segmenters.ade20k_classes import ADE20K_CLASSES
-from smisbench.segmenters.base import Segmenter, as_pil_rgb
+from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb
 from smisbench.segmenters.checkpoints import (
     CheckpointFile, extract_state_dict, load_checkpoint_file, load_state_dict_strict, verify_checksum,
 )
 from smisbench.segmenters.label_conventions import cityscapes_tables
-from smisbench.segmenters.registry import SegmenterSpec
+from smisbench.segmenters.registry import register
 
 INSTALL_HINT = "pip install 'mmsegmentation==1.2.2' 'mmcv-lite==2.1.0' 'mmengine>=0.10,<0.11' ftfy regex"
 
@@ -197,3 +197,5 @@ SPECS: tuple[SegmenterSpec, ...] = (
         published="79.40 mIoU single scale / 80.46 ms+flip (Cityscapes val, mmseg model zoo)",
     ),
 )
+for _spec in SPECS:
+    register(_spec)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from smisbench.errors import SmisbenchError, UnknownNameError
+from smisbench.errors import SmisbenchError
+from smisbench.registry import SCORING_PROTOCOLS
 from smisbench.segmenters.confusion import ABSENT_CLASS_RULES
 
 Size = tuple[int, int]
@@ -81,28 +82,22 @@ class ScoringProtocol:
         return tuple(self.common_size)  # type: ignore[return-value]
 
 
-_PROTOCOLS: dict[str, ScoringProtocol] = {}
-
-
-def register_protocol(protocol: ScoringProtocol) -> ScoringProtocol:
-    _PROTOCOLS[protocol.name] = protocol
-    return protocol
+def register_protocol(protocol: ScoringProtocol, replace: bool = False) -> ScoringProtocol:
+    """Add a scoring protocol under ``protocol.name`` (a taken name raises unless ``replace``)."""
+    return SCORING_PROTOCOLS.register(protocol.name, protocol, replace)
 
 
 def protocol_names() -> list[str]:
-    return sorted(_PROTOCOLS)
+    return sorted(SCORING_PROTOCOLS.names())
 
 
 def get_protocol(name: str) -> ScoringProtocol:
-    try:
-        return _PROTOCOLS[name]
-    except KeyError:
-        raise UnknownNameError("scoring protocol", name, list(_PROTOCOLS)) from None
+    return SCORING_PROTOCOLS.get(name)
 
 
 def default_protocol_for(segmenter: str) -> ScoringProtocol:
     """The registered protocol of a segmenter, or a plain one (nan-mean, label size, logits) for others."""
-    for protocol in _PROTOCOLS.values():
+    for _, protocol in SCORING_PROTOCOLS.items():
         if protocol.segmenter == segmenter:
             return protocol
     from smisbench.segmenters.registry import get_spec

@@ -1,4 +1,4 @@
-"""The segmenters the suite knows, each described as data: classes, labels, preprocessing, files.
+"""The segmenters the suite knows, each described as data (:class:`~smisbench.segmenters.base.SegmenterSpec`).
 
 ``load_segmenter(name, checkpoints)`` builds the network, checks each file's sha256 against the
 spec's table and loads it strictly. ``build_network(name)`` gives the same network with random
@@ -7,97 +7,35 @@ weights in the original checkpoint's key layout (what the tests save and load ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from smisbench.errors import SmisbenchError, UnknownNameError, WeightsError
-from smisbench.segmenters.checkpoints import CheckpointFile
+from smisbench.errors import SmisbenchError, WeightsError
+from smisbench.registry import SEGMENTERS
+from smisbench.segmenters.base import SegmenterSpec
+
+__all__ = ["SegmenterSpec", "register", "segmenter_names", "get_spec", "build_network", "resolve_checkpoints",
+           "load_segmenter"]
 
 CheckpointPaths = Mapping[str, "str | Path"]
 
 
-@dataclass(frozen=True)
-class SegmenterSpec:
-    """Everything needed to run and cite one segmenter.
+def register(spec: SegmenterSpec, replace: bool = False) -> SegmenterSpec:
+    """Add a segmenter under ``spec.name`` (a taken name raises unless ``replace``).
 
-    ``classes`` are the evaluation classes its predictions are scored in; ``label_convention``
-    names how the dataset's stored label maps become those classes; ``checkpoints`` lists the
-    released files per role (one role for most, ``encoder`` + ``decoder`` for CSAIL's UperNet).
+    Built-ins register in their own modules, listed in :data:`smisbench.registry.SEGMENTERS`.
     """
-
-    name: str
-    dataset: str
-    classes: tuple[str, ...]
-    label_convention: str
-    preprocessing: Mapping[str, Any]
-    checkpoints: tuple[CheckpointFile, ...]
-    build: Callable[[], torch.nn.Module]
-    load: Callable[..., Any]
-    ignore_index: int = 255
-    backend: str = "native"
-    reference: str = ""
-    published: str = ""
-    notes: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c.role for c in self.checkpoints))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dataset": self.dataset,
-            "backend": self.backend,
-            "num_classes": len(self.classes),
-            "ignore_index": self.ignore_index,
-            "label_convention": self.label_convention,
-            "preprocessing": dict(self.preprocessing),
-            "checkpoints": [
-                {"role": c.role, "filename": c.filename, "url": c.url, "sha256": c.sha256, "note": c.note}
-                for c in self.checkpoints
-            ],
-            "reference": self.reference,
-            "published": self.published,
-            "notes": self.notes,
-        }
-
-
-_REGISTRY: dict[str, SegmenterSpec] = {}
-_BUILTINS_LOADED = False
-
-
-def register(spec: SegmenterSpec) -> SegmenterSpec:
-    """Add a segmenter (built-ins register themselves; users may add their own)."""
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from smisbench.segmenters import csail_upernet, drn, graphonomy, mmseg_backend, synthetic_fcn
-
-    for spec in (csail_upernet.SPEC, drn.SPEC, graphonomy.SPEC, *mmseg_backend.SPECS, synthetic_fcn.SPEC):
-        _REGISTRY.setdefault(spec.name, spec)
+    return SEGMENTERS.register(spec.name, spec, replace)
 
 
 def segmenter_names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted(SEGMENTERS.names())
 
 
 def get_spec(name: str) -> SegmenterSpec:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("segmenter", name, list(_REGISTRY)) from None
+    return SEGMENTERS.get(name)
 
 
 def build_network(name: str) -> torch.nn.Module:

@@ -19,9 +19,9 @@ from torch import nn
 from smisbench.imaging import from_uint8
 from smisbench.io import atomic_torch_save, sha256_file
 from smisbench.progress import progress_bar
-from smisbench.segmenters.base import Segmenter, as_pil_rgb, pil_to_float
+from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb, pil_to_float
 from smisbench.segmenters.checkpoints import CheckpointFile
-from smisbench.segmenters.registry import SegmenterSpec, register
+from smisbench.segmenters.registry import register
 
 NAME = "synthetic-fcn"
 

@@ -133,10 +133,10 @@ def load_vgg16_standin(normalization: str = "none", store_dir: str | os.PathLike
                        ) -> tuple[VGGTaps, VGGRecord]:
     """VGG16 features of the LPIPS-VGG backbone in the metrics' weight store (``lpips-vgg-backbone``).
 
-    The store verifies the file's sha256 (``smisbench.metrics.weights.require``); its
+    The store verifies the file's sha256 (``smisbench.weights.require``); its
     ``features.*`` entries are torchvision's VGG16 layout and must all load.
     """
-    from smisbench.metrics import weights as store
+    from smisbench import weights as store
 
     try:
         path, digest = store.require("lpips-vgg-backbone", store_dir)

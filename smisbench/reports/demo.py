@@ -16,6 +16,7 @@ from smisbench.benchmark.cells import RunOptions
 from smisbench.benchmark.runner import Executor, RunSummary, run_spec
 from smisbench.benchmark.spec import BenchmarkSpec, load_spec
 from smisbench.benchmark.store import Store
+from smisbench.benchmark.validate import check_spec
 
 STORE_NAME = "demo.sqlite"
 
@@ -29,7 +30,7 @@ class DemoResult:
 
 def provision_weights(progress: bool = True) -> None:
     """Install (or verify) the pinned LPIPS and FID weights before anything is scored."""
-    from smisbench.metrics.weights import install
+    from smisbench.weights import install
 
     install(progress=progress)
 
@@ -46,12 +47,14 @@ def run_demo(out: str | Path, executor: Executor | None = None, device: str | No
 
     stream = stream or sys.stdout
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     spec = spec or load_spec("demo")
+    options = RunOptions(data_root=out / "data", device=device)
+    check_spec(spec, options)  # before the report folder, the weights or the store are made
+    out.mkdir(parents=True, exist_ok=True)
     if provision:
         provision_weights(progress)
     with Store(out / STORE_NAME) as store:
-        summary = run_spec(spec, store, executor, RunOptions(data_root=out / "data", device=device),
+        summary = run_spec(spec, store, executor, options,
                            progress=progress, stream=stream, command="smisbench demo", redo_incomplete=True)
         written = write_report(store, out, [spec.table], title=f"smisbench demo: {spec.description}")
     print(f"report: {out / 'report.md'} and {out / 'index.html'}", file=stream)
