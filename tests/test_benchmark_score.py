@@ -261,9 +261,9 @@ def test_metrics_and_presets():
 
 @pytest.mark.parametrize("text, problem", [
     ("[protocol]\nnn = 4\n", "protocol.nn is not a protocol field"),
-    ("[protocol]\nn = \"4\"\n", "protocol.n must be int"),
+    ("[protocol]\nn = \"4\"\n", "protocol.n must be an integer"),
     ("[protocol]\ndevice = \"cuda\"\n", "protocol.device is not a protocol field"),
-    ("[protocol]\nbatch_size = 0\n", "batch_size must be at least 1"),
+    ("[protocol]\nbatch_size = 0\n", "protocol.batch_size must be at least 1"),
     ("metric = [\"fid\"]\n", "'metric' is not a preset key"),
     ("[protocol\n", "is not valid TOML"),
 ])

@@ -16,16 +16,13 @@ file has the same shape::
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smisbench.errors import SmisbenchError
-from smisbench.metrics.protocol import EvalProtocol
+from smisbench.errors import SmisbenchError, choose_from
+from smisbench.metrics.protocol import EvalProtocol, protocol_fields
 
 # Fields a preset may not set: where a run happens and which data it reads belong to the run.
 RUN_FIELDS = ("device", "dataset_root", "split")
@@ -55,37 +52,18 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "groupdnet2020"
 
 
-def _allowed_types(hint: Any) -> tuple[type, ...]:
-    """Python types a TOML value may have for a field annotation (``int | None``, ``tuple[int, int] | None``)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
-        else (hint,)
-    out: list[type] = []
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if origin is tuple:
-            out.append(list)
-        elif origin is float:
-            out += [float, int]
-        elif isinstance(origin, type) and origin is not type(None):
-            out.append(origin)
-    return tuple(out)
-
-
 def _check_protocol(table: Any, source: str) -> dict[str, Any]:
+    """The preset's fields, each checked by its one definition (``smisbench.metrics.protocol``)."""
     if not isinstance(table, dict):
         raise SmisbenchError(f"{source}: protocol must be a table ([protocol])", "write the fields under [protocol]")
-    hints = typing.get_type_hints(EvalProtocol)
-    known = [f.name for f in dataclasses.fields(EvalProtocol) if f.name not in RUN_FIELDS]
+    fields = {f.name: f for f in protocol_fields() if f.name not in RUN_FIELDS}
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in known:
-            raise SmisbenchError(f"{source}: protocol.{key} is not a protocol field",
-                                 f"known fields: {', '.join(known)}")
-        allowed = _allowed_types(hints[key])
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            names = " or ".join(sorted({t.__name__ for t in allowed}))
-            raise SmisbenchError(f"{source}: protocol.{key} must be {names}, not {value!r}",
-                                 f"fix protocol.{key} (see smisbench.metrics.protocol.EvalProtocol)")
+        if key not in fields:
+            raise SmisbenchError(f"{source}: protocol.{key} is not a protocol field", choose_from(key, fields))
+        problem = fields[key].problem(value)
+        if problem is not None:
+            raise SmisbenchError(f"{source}: protocol.{key} {problem}", f"{key}: {fields[key].hint()}")
         out[key] = value
     try:
         EvalProtocol(**out)
