@@ -28,6 +28,7 @@ from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Stor
 from smisbench.benchmark.validate import check_device_available, check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -210,9 +211,7 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
 
     print(f"run {run_id}: spec {spec.name}, {len(cells)} cells (store {store.path})", file=stream)
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(cells), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(cells), desc=spec.name, unit="cell", enabled=progress, file=sys.stderr)
     work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast,
                  identify)
     try:
