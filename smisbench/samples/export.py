@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from smisbench.progress import progress_bar
 
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import SmisbenchError
@@ -90,7 +90,7 @@ def export_samples(model: Any, dataset: Dataset, config: DatasetConfig, out: str
     if k < 1:
         raise SmisbenchError(f"--k {k}: every map needs at least one global sample", "use --k 1 or more")
     classes = code_classes(generator, config)
-    for index in tqdm(range(maps), desc="export samples", unit="map", disable=not progress):
+    for index in progress_bar(range(maps), desc="export samples", unit="map", enabled=progress):
         _export_map(generator, dataset[index], index, classes, k, out)
     first = out / layout.map_folder(0) / layout.GLOBAL / layout.sample_name(0, k)
     manifest = Manifest(

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from smisbench.progress import progress_bar
 
 from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.origin import ORIGIN_KEY, SAMPLES
@@ -94,7 +94,7 @@ class _FolderScorer:
         m = self.folder.manifest
         scores = ClassDiversity(self.lpips, self.settings, m.codes)
         read = 0
-        for sample_map in tqdm(self.diversity_maps(), desc="mcsd/mocd", unit="map", disable=not self.progress):
+        for sample_map in progress_bar(self.diversity_maps(), desc="mcsd/mocd", unit="map", enabled=self.progress):
             if m.codes == "none":
                 scores.add_map({c: (0.0, 0.0) for c in sorted(set(torch.unique(sample_map.label).tolist()))})
                 continue
@@ -121,7 +121,7 @@ class _FolderScorer:
                                  "samples per map", "write more global samples (k = n, the default of "
                                                     "export-samples) or leave lpips_diversity out of --metrics")
         values = []
-        for sample_map in tqdm(self.diversity_maps(), desc="lpips", unit="map", disable=not self.progress):
+        for sample_map in progress_bar(self.diversity_maps(), desc="lpips", unit="map", enabled=self.progress):
             pairs = set_pairs(m.k, p.m, m.seed, sample_map.index, GLOBAL_SET)
             needed = needed_images(pairs)
             images = self.folder.images(sample_map, GLOBAL_SET, needed).to(device)
@@ -137,7 +137,7 @@ class _FolderScorer:
         maps = self.folder.maps
         visit = max(len(maps) if (n := o.items_needed(ctx)) is None else min(n, len(maps)) for o in objects)
         size = ctx.protocol.batch_size
-        for start in tqdm(range(0, visit, size), desc="fid/segmentation", unit="batch", disable=not self.progress):
+        for start in progress_bar(range(0, visit, size), desc="fid/segmentation", unit="batch", enabled=self.progress):
             chunk = maps[start:start + size]
             batch: dict[str, Any] = {"label": torch.stack([s.label for s in chunk]),
                                      "name": [s.folder.name for s in chunk]}
