@@ -192,7 +192,7 @@ def run_quietly(spec, store):
 
 def test_rerun_after_the_models_weights_change_recomputes(stand_ins, tmp_path: Path, monkeypatch):
     """A randomly initialised model whose initialisation changed is computed again, not reported as reused."""
-    from smisbench.models import groupdnet, layers
+    from smisbench.models import family, layers
 
     spec = parse_spec(SPEC.replace("{extra}", ""))
     with Store(tmp_path / "s.sqlite") as store:
@@ -200,7 +200,7 @@ def test_rerun_after_the_models_weights_change_recomputes(stand_ins, tmp_path: P
         assert len(first.computed) == 1
         identical = run_quietly(spec, store)
         assert len(identical.reused) == 1 and len(stand_ins.evaluate) == 1
-        monkeypatch.setattr(groupdnet, "xavier_init", lambda module: layers.xavier_init(module, gain=0.05))
+        monkeypatch.setattr(family, "xavier_init", lambda module: layers.xavier_init(module, gain=0.05))
         changed = run_quietly(spec, store)
         assert len(changed.computed) == 1 and len(stand_ins.evaluate) == 2
         old, new = (store.cell(store.finished_cell(s.cells[0].key))["provenance"]["model_identity"]

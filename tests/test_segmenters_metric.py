@@ -34,8 +34,10 @@ def scored(tmp_path_factory):
     data = SyntheticSMIS("test", length=8)
     protocol = EvalProtocol(segmenter="synthetic-fcn", segmenter_train_steps=150, batch_size=4)
     cache = tmp_path_factory.mktemp("cache")
-    good = evaluate(Oracle(data), data, data.config, ["miou", "accuracy"], protocol, "cpu", stats_cache_dir=cache, progress=False)
-    bad = evaluate(Oracle(data, grey=True), data, data.config, ["miou"], protocol, "cpu", stats_cache_dir=cache, progress=False)
+    good = evaluate(Oracle(data), data, data.config, ["miou", "accuracy"], protocol, "cpu", segmenter_cache_dir=cache,
+                    progress=False)
+    bad = evaluate(Oracle(data, grey=True), data, data.config, ["miou"], protocol, "cpu", segmenter_cache_dir=cache,
+                   progress=False)
     return good, bad, cache
 
 
@@ -120,9 +122,12 @@ def test_suite_trained_segmenter_is_cached_under_xdg_cache_home(monkeypatch, tmp
     with pytest.raises(Stop):
         metric._segmenter(_context()[1])
     assert seen["cache"] == tmp_path / "xdg" / "smisbench" / "segmenters"
-    with pytest.raises(Stop):  # an explicit stats cache still wins
+    with pytest.raises(Stop):  # a FID statistics folder (the harness once passed a store's) does not move them
         metric._segmenter(_context(stats_cache_dir=tmp_path / "stats")[1])
-    assert seen["cache"] == tmp_path / "stats" / "segmenters"
+    assert seen["cache"] == tmp_path / "xdg" / "smisbench" / "segmenters"
+    with pytest.raises(Stop):  # their own folder does
+        metric._segmenter(_context(segmenter_cache_dir=tmp_path / "own")[1])
+    assert seen["cache"] == tmp_path / "own"
     monkeypatch.setenv("XDG_CACHE_HOME", "")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(Stop):

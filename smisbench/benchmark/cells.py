@@ -155,11 +155,14 @@ def _source_sha256(module_name: str, classes: list[type]) -> str:
         text = "".join(inspect.getsource(cls) for cls in classes)
     except (OSError, TypeError):
         return "source unavailable"
+    if not classes:
+        return "source unavailable"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def code_modules(model: Any) -> dict[str, str]:
-    """sha256 of each module that defines a class of ``model`` or of its submodules (their bases included).
+    """sha256 of each module that defines a class of ``model`` or of its submodules (their bases included),
+    and of the modules the model names as its ``code_origins`` (the file of the factory that made it).
 
     Only these modules: an edit elsewhere in the project (a metric, another model) leaves the hash alone.
     """
@@ -168,7 +171,10 @@ def code_modules(model: Any) -> dict[str, str]:
         for cls in type(module).__mro__:
             if not _outside_project(cls.__module__) and cls not in classes.setdefault(cls.__module__, []):
                 classes[cls.__module__].append(cls)
-    return {name: _source_sha256(name, found) for name, found in sorted(classes.items()) if found}
+    for name in getattr(model, "code_origins", ()):
+        if not _outside_project(name):
+            classes.setdefault(name, [])
+    return {name: _source_sha256(name, found) for name, found in sorted(classes.items())}
 
 
 def code_sha256(modules: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""``smisbench run | runs | specs | compare | baseline``: the benchmark harness on the command line."""
+"""``smisbench run | runs | specs | compare | baseline | score``: the benchmark harness on the command line."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     baseline.add_argument("--allow-incomplete", action="store_true",
                           help="save a run that is running, interrupted or failed")
     baseline.set_defaults(func=_baseline)
+
+    from smisbench.benchmark.score_cli import register as register_score
+
+    register_score(sub)
 
 
 def load_executor(ref: str | None):

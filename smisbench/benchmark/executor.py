@@ -227,8 +227,8 @@ def execute_cell(cell: Cell, ctx: ExecutionContext) -> CellOutcome:
     provenance: dict[str, Any] = {}
     if metrics:
         torch.manual_seed(cell.seed)
-        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device,
-                          stats_cache_dir=ctx.artifacts_dir / "fid_stats")
+        # FID statistics and trained segmenters live in the machine's cache, shared by every store
+        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device)
         values = {k: float(v) for k, v in result.values.items()}
         protocol.update(result.protocol)
         provenance.update(result.provenance)

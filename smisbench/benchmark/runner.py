@@ -28,6 +28,7 @@ from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Stor
 from smisbench.benchmark.validate import check_device_available, check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -177,7 +178,8 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
              options: RunOptions | None = None, *, dry_run: bool = False, progress: bool = True,
              fail_fast: bool = False, stream: TextIO | None = None, command: str | None = None,
              environment: Callable[[str], dict[str, Any]] = _environment,
-             redo_incomplete: bool = False, heartbeat_s: float = HEARTBEAT_S, poll_s: float = 0.5) -> RunSummary:
+             redo_incomplete: bool = False, heartbeat_s: float = HEARTBEAT_S, poll_s: float = 0.5,
+             check: bool = True) -> RunSummary:
     """Run every cell of ``spec`` not already finished in ``store``.
 
     Interrupting (Ctrl-C) marks the run interrupted and re-raises; cells finished so far stay
@@ -190,7 +192,8 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     """
     stream = stream or sys.stdout
     options = options or RunOptions()
-    notes = check_spec(spec, options, availability=not dry_run)  # before anything is written to the store
+    # before anything is written to the store; ``check=False``: a one-cell spec a command built from checked inputs
+    notes = check_spec(spec, options, availability=not dry_run) if check else []
     cells = expand_cells(spec, options)
     summary = RunSummary(None, cells)
     executor = executor or default_executor()
@@ -209,9 +212,7 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
 
     print(f"run {run_id}: spec {spec.name}, {len(cells)} cells (store {store.path})", file=stream)
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(cells), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(cells), desc=spec.name, unit="cell", enabled=progress, file=sys.stderr)
     work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast,
                  identify)
     try:

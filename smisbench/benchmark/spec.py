@@ -49,12 +49,13 @@ class TrainSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str  # unique within the spec; what cells and claims refer to
-    name: str  # registry name for build_model
+    name: str  # registry name for build_model (a factory's reference for `factory = ...` models)
     label: str  # row label in reports (the paper's row name where there is one)
     config: dict[str, Any] = field(default_factory=dict)  # model config overrides
     checkpoint: str | None = None
     train: TrainSpec | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # "pkg.mod:build" or "file.py:build" (smisbench.models.plugins), instead of a name
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class _Reader:
 
 TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "metrics", "protocol", "models",
             "datasets", "cells", "claims")
-MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
+MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
 CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset")
@@ -320,17 +321,34 @@ def _train(reader: _Reader) -> TrainSpec | None:
     return spec
 
 
-def _named(reader: _Reader, keys: tuple[str, ...]) -> dict[str, Any]:
+def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
     """The keys a model and a dataset share: ``name``, ``id`` (default: the name), ``label`` (default: the id)."""
     reader.only(keys)
-    name = reader.text("name", required=True)
+    name = reader.text("name", required=True) if name is None else name
     ident = reader.text("id", default=name)
     return {"id": ident, "name": name, "label": reader.text("label", default=ident)}
 
 
+def _factory(reader: _Reader) -> str | None:
+    """A model's ``factory`` reference (it then stands where the registry name would), checked for its form."""
+    reader.only(MODEL_KEYS)
+    factory = reader.text("factory")
+    if factory is not None and "name" in reader.data:
+        raise reader.error("factory", "is given together with `name`", "keep one: a registered name or a factory")
+    if factory is not None and ":" not in factory:
+        raise reader.error("factory", f"{factory!r} is not MODULE:FACTORY or FILE.py:FACTORY",
+                           'write e.g. factory = "mypkg.models:build"')
+    if factory is None and ":" in str(reader.data.get("name", "")):
+        raise reader.error("name", f"{reader.data['name']!r} is a factory reference",
+                           f'write factory = "{reader.data["name"]}"')
+    return factory
+
+
 def _model(reader: _Reader) -> ModelSpec:
-    spec = ModelSpec(**_named(reader, MODEL_KEYS), config=reader.table("config"),
-                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader))
+    factory = _factory(reader)
+    spec = ModelSpec(**_named(reader, MODEL_KEYS, factory), config=reader.table("config"),
+                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader),
+                     factory=factory)
     reader.finish()
     return spec
 

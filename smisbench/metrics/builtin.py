@@ -52,15 +52,19 @@ class MCSDMetric(_DiversityMetric):
     scorer_class = "SMISDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
-        result = self.scorer.result()
-        for note in result.notes:
-            ctx.note(f"mcsd_mocd: {note}")
-        ctx.details["mcsd_mocd"] = {
-            "per_class_csd": result.per_class_csd, "per_class_ocd": result.per_class_ocd,
-            "label_maps": result.label_maps, "sampling": result.sampling, "mask_mode": result.mask_mode,
-            "images_generated": result.images_generated, "generator_calls": result.generator_calls,
-        }
-        return {"mcsd": result.mcsd, "mocd": result.mocd}
+        return smis_values(ctx, self.scorer.result())
+
+
+def smis_values(ctx: EvalContext, result: Any) -> dict[str, float]:
+    """The stored mCSD/mOCD values of a result, its notes and details put into ``ctx`` (both routes)."""
+    for note in result.notes:
+        ctx.note(f"mcsd_mocd: {note}")
+    ctx.details["mcsd_mocd"] = {
+        "per_class_csd": result.per_class_csd, "per_class_ocd": result.per_class_ocd,
+        "label_maps": result.label_maps, "sampling": result.sampling, "mask_mode": result.mask_mode,
+        "images_generated": result.images_generated, "generator_calls": result.generator_calls,
+    }
+    return {"mcsd": result.mcsd, "mocd": result.mocd}
 
 
 class LPIPSDiversityMetric(_DiversityMetric):

@@ -211,6 +211,8 @@ def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real
 
 
 def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where real-image statistics are cached: ``override``, ``$SMISBENCH_FID_CACHE_DIR``, else the machine's
+    cache (``cache_root()/fid_stats``), one for every store and call (the key names the content)."""
     if override:
         return Path(override).expanduser()
     env = os.environ.get(ENV_STATS_DIR)

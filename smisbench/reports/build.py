@@ -2,7 +2,9 @@
 
 ``write_report(store, out)`` writes, per table, ``TABLE.md``, ``TABLE.tex`` and ``TABLE.csv``,
 PNG plots under ``plots/`` and SMIS grids under ``grids/``, plus ``report.md`` (all tables)
-and ``index.html`` (one self-contained page). Files are written atomically.
+and ``index.html`` (one self-contained page). Where rows of two origins meet (the paper's, the
+suite's reference models, users' models), ``TABLE.md`` and the page add the table's leaderboard
+(``smisbench.reports.leaderboard``) and ``TABLE_leaderboard.csv`` holds it. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from smisbench.benchmark.grids import load_grid
+from smisbench.benchmark.origin import USER
 from smisbench.benchmark.paper import paper_tables
 from smisbench.benchmark.store import Store, now
 from smisbench.io import atomic_write_bytes, atomic_write_text
 from smisbench.reports import plots
 from smisbench.reports.claims import ClaimResult, check_claims
+from smisbench.reports.leaderboard import Leaderboard, build_leaderboard, leaderboard_csv, leaderboard_markdown
 from smisbench.reports.tables import ReportTable, build_table, to_csv, to_latex, to_markdown
 
 PAPER_TABLE_ORDER = ("table1", "table2", "ablations")
@@ -40,6 +44,7 @@ class TableSection:
     grids: list[Figure] = field(default_factory=list)
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    leaderboard: Leaderboard | None = None  # when rows of two origins (paper, suite, user) stand side by side
 
 
 @dataclass
@@ -108,6 +113,12 @@ def _grids(store: Store, table: ReportTable) -> tuple[list[Figure], list[str]]:
 def build_section(store: Store, name: str) -> TableSection:
     table = build_table(store, name)
     section = TableSection(table, claims=check_claims(store, name))
+    board = build_leaderboard(store, name, table)
+    section.leaderboard = board if board.shown else None
+    users = sorted({row.label for row in board.rows if row.origin == USER})
+    if users:
+        section.notes.append(f"User-measured rows (not the suite's reference models): {', '.join(users)}; "
+                             "the leaderboard marks where each row comes from.")
     for key, title, draw in (("mcsd_mocd", "mCSD vs mOCD", plots.mcsd_vs_mocd),
                              ("fid_fps", "FID vs FPS", plots.fid_vs_fps),
                              ("diversity", "Diversity (LPIPS, mCSD, mOCD)", plots.diversity_bars)):
@@ -138,6 +149,8 @@ def _md_provenance(frame: pd.DataFrame) -> list[str]:
 
 def section_markdown(section: TableSection) -> str:
     out = [to_markdown(section.table)]
+    if section.leaderboard is not None:
+        out.append(leaderboard_markdown(section.leaderboard))
     if section.claims:
         out.append("**Claims checked on the measured numbers**\n")
         out += [f"- {c.sentence()}" for c in section.claims]
@@ -168,11 +181,13 @@ def write_report(store: Store, out: str | Path, tables: list[str] | None = None,
     written: dict[str, Path] = {}
     for section in report.sections:
         slug = _slug(section.table.name)
-        for suffix, text in (("md", section_markdown(section)), ("tex", to_latex(section.table)),
-                             ("csv", to_csv(section.table))):
-            path = out / f"{slug}.{suffix}"
-            atomic_write_text(path, text)
-            written[f"{slug}.{suffix}"] = path
+        files = [(f"{slug}.md", section_markdown(section)), (f"{slug}.tex", to_latex(section.table)),
+                 (f"{slug}.csv", to_csv(section.table))]
+        if section.leaderboard is not None:
+            files.append((f"{slug}_leaderboard.csv", leaderboard_csv(section.leaderboard)))
+        for filename, text in files:
+            atomic_write_text(out / filename, text)
+            written[filename] = out / filename
         for fig in section.plots + section.grids:
             atomic_write_bytes(out / fig.filename, fig.png)
             written[fig.filename] = out / fig.filename

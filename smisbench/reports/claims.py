@@ -70,10 +70,14 @@ class ClaimResult:
 
 
 def latest_spec(store: Store, table: str) -> BenchmarkSpec | None:
-    """The spec of the newest run into ``table`` (claims are taken from it)."""
-    run = store.latest_run_of_table(table)
-    if run is None:
+    """The spec of the newest benchmark run into ``table`` (claims are taken from it); a one-cell run
+    that scored a single model into the table (``smisbench.benchmark.single``) states no claims of its own."""
+    from smisbench.benchmark.single import is_single
+
+    runs = [r for r in store.runs() if r.table == table and not is_single(r.spec_source)]
+    if not runs:
         return None
+    run = store.run(runs[-1].run_id)
     return parse_spec(run["spec_text"], run["spec_source"] or f"run {run['run_id']}")
 
 
@@ -81,8 +85,10 @@ def check_claims(store: Store, table: str) -> list[ClaimResult]:
     spec = latest_spec(store, table)
     if spec is None or not spec.claims:
         return []
-    values: dict[tuple[str, str, str], float] = {}  # the newest value of each model; over K seeds, their mean
-    for run in (r for r in store.runs() if r.table == table):
+    from smisbench.benchmark.single import is_single
+
+    values: dict[tuple[str, str, str], float] = {}  # the newest benchmark run's value of each model; over K seeds, their mean
+    for run in (r for r in store.runs() if r.table == table and not is_single(r.spec_source)):
         for (model, dataset, _split, metric), entry in values_of_run(store, run.run_id).items():
             if math.isfinite(entry["value"]):
                 values[(model, dataset, metric)] = entry["value"]

@@ -10,6 +10,7 @@ import html
 
 import pandas as pd
 
+from smisbench.reports.leaderboard import leaderboard_html
 from smisbench.reports.tables import to_html
 
 # The header colour is distinctive on purpose: the browser test finds the rendered tables by it.
@@ -65,6 +66,8 @@ def render_html(report) -> str:
             parts.append(f'<p class="note">ours | paper ({html.escape(table.paper.source)}) | Δ = ours − paper</p>')
         for note in table.notes + section.notes:
             parts.append(f'<p class="note">{html.escape(note)}</p>')
+        if section.leaderboard is not None:
+            parts.append(leaderboard_html(section.leaderboard))
         if section.claims:
             items = []
             for claim in section.claims:

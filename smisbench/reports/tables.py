@@ -211,20 +211,23 @@ def long_frame(table: ReportTable) -> pd.DataFrame:
     return frame
 
 
-def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+def _fmt(value: float | None, info, signed: bool = False) -> str:
+    """A value with its column's decimals, more for a small non-zero one (a 0.004 M parameter count)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
+    digits = info.decimals(value)
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _ours(table: ReportTable, row: str, column: Column, digits: int) -> str:
+def _ours(table: ReportTable, row: str, column: Column, info) -> str:
     """Our cell: the value, "mean ± std" over several seeds, or "paper only" for a value nothing computes."""
     if table.paper_only(column):
         return PAPER_ONLY
     spread = table.spread(row, column)
     if spread is not None and spread.std is not None:
+        digits = info.decimals(spread.mean)
         return f"{spread.mean:.{digits}f} ± {spread.std:.{digits}f}"
-    return _fmt(table.our_value(row, column), digits)
+    return _fmt(table.our_value(row, column), info)
 
 
 def display_frame(table: ReportTable) -> pd.DataFrame:
@@ -233,13 +236,13 @@ def display_frame(table: ReportTable) -> pd.DataFrame:
     for column in table.columns:
         info = catalog().value(column.value)
         label = table.column_label(column)
-        ours = [_ours(table, r, column, info.digits) for r in table.rows]
+        ours = [_ours(table, r, column, info) for r in table.rows]
         if table.has_paper:
-            paper = [_fmt(table.paper_value(r, column), info.digits) for r in table.rows]
+            paper = [_fmt(table.paper_value(r, column), info) for r in table.rows]
             diffs = []
             for r in table.rows:
                 a, b = table.our_value(r, column), table.paper_value(r, column)
-                diffs.append(_fmt(None if a is None or b is None else a - b, info.digits, signed=True))
+                diffs.append(_fmt(None if a is None or b is None else a - b, info, signed=True))
             data[(label, "ours")], data[(label, "paper")], data[(label, "Δ")] = ours, paper, diffs
         else:
             data[(label, "ours")] = ours
