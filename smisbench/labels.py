@@ -1,12 +1,15 @@
-"""Label maps to network input: validation with precise errors, one-hot encoding, instance edges."""
+"""Label maps to network input: reading with validation, precise errors, one-hot encoding, instance edges."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
 
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import LabelMapError
+from smisbench.image_io import read_ids
 
 
 def instance_edges(instance: torch.Tensor) -> torch.Tensor:
@@ -54,6 +57,35 @@ def validate_label_map(label: torch.Tensor, config: DatasetConfig, source: str =
             f"convert the map to {config.name}'s label ids (see the dataset reader) or choose the matching --dataset",
         )
     return label
+
+
+def resize_ids(ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an (H, W) id map, pixel-centre aligned like PIL's NEAREST (ids never blend)."""
+    if tuple(ids.shape[-2:]) == tuple(size):
+        return ids
+    out = F.interpolate(ids[None, None].double(), size=tuple(size), mode="nearest-exact")
+    return out[0, 0].to(ids.dtype)
+
+
+def read_label_map(
+    path: str | os.PathLike, config: DatasetConfig, instance_path: str | os.PathLike | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(H, W) int64 label ids (and instance ids) of one file, checked against ``config`` at the file's own size.
+
+    Checking before any resize matters: a nearest-neighbour downscale can drop the very pixels
+    whose values are wrong.
+    """
+    label = validate_label_map(torch.from_numpy(read_ids(path, "label map").astype("int64")), config, str(path))[0]
+    if instance_path is None:
+        return label, None
+    instance = torch.from_numpy(read_ids(instance_path, "instance map").astype("int64"))
+    if tuple(instance.shape) != tuple(label.shape):
+        raise LabelMapError(
+            f"instance map {instance_path} is {instance.shape[1]}x{instance.shape[0]} but label map {path} is "
+            f"{label.shape[1]}x{label.shape[0]} (width x height)",
+            "pair each label map with the instance map of the same frame",
+        )
+    return label, instance
 
 
 def check_same_size(image: torch.Tensor, label: torch.Tensor, source: str = "image/label pair") -> None:

@@ -158,3 +158,29 @@ def recorded(cell, ctx) -> CellOutcome:
         with open(log, "a", encoding="utf-8") as handle:  # one short append: whole lines even with 4 writers
             handle.write(f"{cell.key} {pid}\n")
     return outcome
+
+
+class Identified:
+    """Executor that keys its cells by a model identity it is told (per model id), as the real one does.
+
+    ``weights``/``code`` map a model id to the digest its model would have; ``fail`` names model ids
+    whose identification raises (a checkpoint of another model, say).
+    """
+
+    def __init__(self, weights: dict[str, str] | None = None, code: dict[str, str] | None = None,
+                 fail: tuple[str, ...] = ()):
+        self.weights, self.code, self.fail = weights or {}, code or {}, fail
+        self.seen: list[str] = []
+        self.identified: list[str] = []
+
+    def identify(self, cell, ctx) -> dict[str, str]:
+        self.identified.append(cell.model.id)
+        if cell.model.id in self.fail:
+            raise ValueError(f"planted identification failure in {cell.model.id}")
+        return {"weights_sha256": self.weights.get(cell.model.id, "0" * 64),
+                "code_sha256": self.code.get(cell.model.id, "1" * 64)}
+
+    def __call__(self, cell, ctx) -> CellOutcome:
+        assert cell.model_identity is not None  # the runner resolved the key first
+        self.seen.append(cell.key)
+        return fake_outcome(cell)

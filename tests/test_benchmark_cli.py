@@ -181,3 +181,29 @@ def test_demo_retrain_rebuilds_the_zoo_and_says_so(tmp_path: Path, monkeypatch):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "The zoo was retrained from its manifests" in report and "| DSCGAN | dscgan | trained now |" in report
     assert "the segmenter is the zoo's" in report
+
+
+def test_run_with_seeds_then_report_mean_and_interval(tmp_path: Path, spec_file: Path, capsys):
+    """`run --seeds 3`: 3 cells per model and dataset (the first the single-seed cell, reused), reported as mean ± std."""
+    import pandas as pd
+
+    store = tmp_path / "s.sqlite"
+    common = ["--store", str(store), "--executor", "benchmark_fakes:plain", "--no-progress"]
+    assert main(["run", str(spec_file), *common]) == 0
+    capsys.readouterr()
+    assert main(["run", str(spec_file), "--seeds", "3", "--dry-run", *common]) == 0
+    plan = capsys.readouterr().out
+    assert "6 cached, 12 to run" in plan and plan.splitlines()[1].split()[:4] == ["#", "model", "dataset", "seed"]
+    assert main(["run", str(spec_file), "--seeds", "3", *common]) == 0
+    assert "12 computed, 6 reused" in capsys.readouterr().out
+    with Store(store, readonly=True) as s:
+        seeds = sorted(row[0] for row in s.conn.execute("SELECT seed FROM cells WHERE run_id = 2"))
+    assert seeds == [4] * 6 + [5] * 6  # the spec's seed 3 cells came from run 1
+    assert main(["run", str(spec_file), "--seeds", "0", *common]) == 2
+    assert "fix: give a count (--seeds 3)" in capsys.readouterr().err
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(store), "--out", str(out), "--table", "small"]) == 0
+    csv = pd.read_csv(out / "small.csv")
+    assert (csv["seeds"] == 3).all() and (csv["ci_low"] <= csv["ours"]).all() and (csv["ours"] <= csv["ci_high"]).all()
+    md = (out / "small.md").read_text()
+    assert " ± " in md and "an interval over seeds (the codes drawn), not over images" in md

@@ -157,3 +157,37 @@ def test_two_concurrent_runs_into_one_store(tmp_path: Path):
         a, b = (numbers(store, r.run_id) for r in runs)
         assert a == b and len(a) == 12 * 4
         assert all(value == value for value in a.values())  # no NaN slipped in
+
+
+def test_changed_weights_or_code_recompute_and_identical_rerun_reuses(tmp_path: Path):
+    with Store(tmp_path / "s.sqlite") as store:
+        first = run(store, fakes.Identified())
+        assert len(first.computed) == 6 and all(c.model_identity for c in first.cells)
+        identical = fakes.Identified()
+        again = run(store, identical)
+        assert len(again.reused) == 6 and identical.seen == [] and len(identical.identified) == 6
+
+        new_weights = fakes.Identified(weights={"vspade": "2" * 64})
+        changed = run(store, new_weights)
+        assert {c.model.id for c in changed.computed} == {"vspade"} and len(changed.reused) == 4
+        row = store.cell(store.finished_cell(changed.computed[0].key))
+        assert row["provenance"]["cell_identity"]["model"]["weights_sha256"] == "2" * 64
+
+        new_code = fakes.Identified(weights={"vspade": "2" * 64}, code={"groupnet": "3" * 64})
+        recoded = run(store, new_code)
+        assert {c.model.id for c in recoded.computed} == {"groupnet"} and len(recoded.reused) == 4
+
+        out = io.StringIO()  # the dry run keys cells the same way
+        run_spec(spec(), store, fakes.Identified(weights={"groupdnet": "4" * 64}), dry_run=True, stream=out,
+                 progress=False)
+        assert "4 cached, 2 to run" in out.getvalue()
+
+
+def test_a_cell_whose_model_cannot_be_identified_fails_and_is_retried(tmp_path: Path):
+    with Store(tmp_path / "s.sqlite") as store:
+        broken = fakes.Identified(fail=("groupnet",))
+        summary = run(store, broken)
+        assert len(summary.failed) == 2 and len(summary.computed) == 4
+        assert "planted identification failure" in summary.failed[0][1]
+        retry = run(store, fakes.Identified())
+        assert retry.ok and {c.model.id for c in retry.computed} == {"groupnet"} and len(retry.reused) == 4

@@ -128,6 +128,16 @@ def test_image_label_size_mismatch_is_refused(tmp_path):
         build_dataset("deepfashion", root, "train", size=32)[0]
 
 
+def test_instance_label_size_mismatch_is_refused_in_the_same_words(tmp_path):
+    """One size check for images and instance maps: both say WxH (width x height)."""
+    root = cityscapes_tree(tmp_path, frames=1)
+    instance = root / "gtFine" / "train" / "aachen" / "aachen_000000_000019_gtFine_instanceIds.png"
+    write_label(instance, np.full((33, 64), 7, dtype=np.uint16))
+    with pytest.raises(LabelMapError, match=r"instance map .*instanceIds\.png is 64x33 but its label map .* is "
+                                            r"64x32 \(width x height\)"):
+        build_dataset("cityscapes", root, "train")[0]
+
+
 def test_colour_label_maps_are_refused(tmp_path):
     root = deepfashion_tree(tmp_path)
     write_rgb(root / "cihp_train_mask" / "img_1.png", 40, 30)

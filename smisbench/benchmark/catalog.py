@@ -47,7 +47,13 @@ class ValueInfo:
         return stored * self.scale
 
     def format(self, shown: float) -> str:
-        return f"{shown:.{self.digits}f}"
+        """``digits`` decimals; a non-zero value too small for them (0.004 M parameters) gets two significant digits."""
+        return f"{shown:.{self.decimals(shown)}f}"
+
+    def decimals(self, shown: float) -> int:
+        from smisbench.formatting import decimals
+
+        return decimals(shown, self.digits)
 
 
 @dataclass(frozen=True)

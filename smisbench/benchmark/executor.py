@@ -1,11 +1,15 @@
 """The real cell executor: build (or load, or train) the model, build the dataset, score it, draw a grid.
 
+``identify_cell`` materialises the model first and returns the digest of its weights and the
+hash of its code, so the runner keys each cell by what it evaluates before looking it up.
+
 Interfaces it relies on (imported lazily, so the harness itself needs none of them):
 
 * ``smisbench.data.build_dataset(name, root, split, **options)`` -> dataset of
   ``{"label", "image"[, "instance"], "name"}`` items;
 * ``smisbench.models.registry.build_model(name, dataset, **overrides)`` / ``model_config``;
-* ``smisbench.models.checkpoints`` (smisbench bundles, official ``latest_net_{G,E}.pth`` folders);
+* ``smisbench.models.loader.load_model`` (the one loader: smisbench bundles, official
+  ``latest_net_{G,E}.pth`` files and release folders, config read off the file where needed);
 * ``smisbench.metrics.evaluate.evaluate(model, dataset, dataset_config, metrics, protocol, device)``
   with ``smisbench.metrics.protocol.EvalProtocol`` -> ``values``, ``protocol``, ``provenance``
   (its ``weights`` entry: sha256 of the metric networks' files) and ``notes``;
@@ -18,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smisbench.benchmark.cells import Cell, canonical_json
-from smisbench.benchmark.runner import CellOutcome, ExecutionContext
+from smisbench.benchmark.cells import Cell, canonical_json, code_modules, code_sha256, weights_sha256
+from smisbench.benchmark.runner import CellOutcome, ExecutionContext, identified_by
 from smisbench.errors import SmisbenchError
 
 
@@ -50,54 +55,53 @@ def _dataset(cell: Cell, ctx: ExecutionContext, split: str) -> Any:
     return ctx.cached(key, lambda: build_dataset(spec.name, root, split, **spec.options))
 
 
-def _load_checkpoint(model: Any, path: Path, entry: Any) -> dict[str, Any]:
-    """Weights into ``model`` strictly: a smisbench bundle, a latest_net_G.pth file, or a release folder."""
-    import torch
+@dataclass
+class Materialised:
+    """A cell's model as built, loaded or trained, with what it is (the cell key's model identity)."""
 
-    from smisbench.models.checkpoints import OFFICIAL_FILES, load_into
-
-    if path.is_file():
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(payload, dict) and payload.get("format") == "smisbench-model/1":
-            model.load_state_dict(payload["state_dict"], strict=True)
-            return {"format": "smisbench bundle", "files": {"bundle": str(path)}}
-        files = {"G": path}
-    else:
-        files = {part: path / name for part, name in OFFICIAL_FILES.items()
-                 if part != "D" and (path / name).is_file()}
-    if "G" not in files:
-        raise SmisbenchError(f"no generator weights at {path}",
-                             "point `checkpoint` at a smisbench bundle, a latest_net_G.pth, or a release folder")
-    loaded = {}
-    for part, file in files.items():
-        network = model.netG if part == "G" else model.netE
-        if network is None:
-            continue
-        report = load_into(network, file, getattr(entry, "checkpoint_filter", None))
-        loaded[part] = {"file": str(file), "sha256": report.sha256}
-    return {"format": "official parts", "files": loaded}
+    model: Any
+    info: dict[str, Any]  # provenance: model_config, model_weights, training
+    identity: dict[str, str]  # weights_sha256, code_sha256
+    notes: list[str]
 
 
-def _train(model: Any, cell: Cell, ctx: ExecutionContext, device: Any) -> dict[str, Any]:
-    """Train with the cell's budget (``smisbench train`` under the hood) and load the result into ``model``.
-
-    The training folder sits under the artifact folder, keyed by everything training depends on:
-    a finished training is reused, an interrupted one resumes from its latest checkpoint.
-    """
+def _training_folder(cell: Cell, ctx: ExecutionContext) -> Path:
+    """The training folder, keyed by everything training depends on, the model's code included."""
     import hashlib
 
+    import torch
+
+    from smisbench.models.registry import build_model
+
+    with torch.device("meta"):  # the classes are enough to hash the code: no weights in memory
+        probe = build_model(cell.model.name, cell.dataset.name, **cell.model.config)
+    inputs = cell.model_inputs()
+    key = hashlib.sha256(canonical_json({
+        "model": {"name": inputs["name"], "config": inputs["config"], "train": inputs["train"]},
+        "code_sha256": code_sha256(code_modules(probe)), "dataset": cell.dataset.name,
+        "options": cell.dataset.options, "seed": cell.weights_seed, "device": cell.device}).encode()).hexdigest()
+    return ctx.artifacts_dir / "training" / f"{cell.model.id}-{key[:16]}"
+
+
+def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | None:
+    """Train with the cell's budget (``smisbench train`` under the hood) and load the result.
+
+    A finished training is reused, an interrupted one resumes from its latest checkpoint; a dry
+    run trains nothing (None when there is no finished training to identify).
+    """
     from smisbench.io import sha256_file
+    from smisbench.models.loader import load_model
+    from smisbench.runtime import pick_device
     from smisbench.training import trainer
     from smisbench.training.config import TrainConfig
 
     train = cell.model.train
-    key = hashlib.sha256(canonical_json({"model": cell.identity()["model"], "dataset": cell.dataset.name,
-                                         "options": cell.dataset.options, "seed": cell.seed,
-                                         "device": cell.device}).encode()).hexdigest()
-    out = ctx.artifacts_dir / "training" / f"{cell.model.id}-{key[:16]}"
+    out = _training_folder(cell, ctx)
     bundle = out / "model.pt"  # written atomically at the very end of a finished training
     trained = "reused"
     if not bundle.is_file():
+        if ctx.dry_run:
+            return None
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(train.options) - fields)
         if unknown:
@@ -108,49 +112,77 @@ def _train(model: Any, cell: Cell, ctx: ExecutionContext, device: Any) -> dict[s
             "model": cell.model.name, "dataset": cell.dataset.name,
             "root": None if cell.dataset.name == "synthetic" else str(cell.dataset_root), "out": str(out),
             "dataset_options": dict(cell.dataset.options), "model_overrides": dict(cell.model.config),
-            "batch_size": train.batch_size, "steps": train.steps, "device": str(device), "seed": cell.seed,
-            "resume": (out / "checkpoints" / "latest.pt").is_file(),
+            "batch_size": train.batch_size, "steps": train.steps, "device": str(pick_device(cell.device)),
+            "seed": cell.weights_seed, "resume": (out / "checkpoints" / "latest.pt").is_file(),
         })
         trainer.train(config)
         trained = "now"
         if not bundle.is_file():
             raise SmisbenchError(f"training of {cell.model.id!r} ended without {bundle}",
                                  "run the same command again to resume the training")
+    loaded = load_model(bundle, cell.model.name, cell.dataset.name, overrides=cell.model.config)
+    run_json = out / "run.json"
+    return loaded, {"checkpoint": str(bundle), "checkpoint_sha256": sha256_file(bundle), "trained": trained,
+                    "train_log": json.loads(run_json.read_text()) if run_json.is_file() else None,
+                    "model_weights": loaded.provenance()}
+
+
+def _build(cell: Cell, ctx: ExecutionContext) -> Materialised | None:
     import torch
 
-    payload = torch.load(bundle, map_location="cpu", weights_only=True)
-    model.load_state_dict(payload["state_dict"], strict=True)
-    run_json = out / "run.json"
-    return {"checkpoint": str(bundle), "checkpoint_sha256": sha256_file(bundle), "trained": trained,
-            "train_log": json.loads(run_json.read_text()) if run_json.is_file() else None}
+    from smisbench.models.loader import load_model
+    from smisbench.models.registry import build_model, model_config
 
-
-def _model(cell: Cell, ctx: ExecutionContext, device: Any, dtype: Any) -> tuple[Any, dict[str, Any]]:
-    from smisbench.models.registry import build_model, get_entry, model_config
-
-    def build() -> tuple[Any, dict[str, Any]]:
-        import torch
-
-        torch.manual_seed(cell.seed)
+    torch.manual_seed(cell.weights_seed)  # not the evaluation seed: every seed's cell scores one model
+    info: dict[str, Any] = {}
+    notes: list[str] = []
+    if cell.checkpoint_path is not None:
+        if cell.checkpoint_sha256 is None:
+            raise SmisbenchError(f"checkpoint {cell.checkpoint_path} of model {cell.model.id!r} does not exist",
+                                 "download or train it, or pass --checkpoint-root where the files are")
+        loaded = load_model(cell.checkpoint_path, cell.model.name, cell.dataset.name, overrides=cell.model.config)
+        model, config, notes = loaded.model, loaded.config, loaded.notes
+        info["model_weights"] = loaded.provenance()
+    elif cell.model.train is not None:
+        trained = _train(cell, ctx)
+        if trained is None:
+            return None
+        loaded, info = trained
+        model, config = loaded.model, loaded.config
+    else:
         model = build_model(cell.model.name, cell.dataset.name, **cell.model.config)
-        info: dict[str, Any] = {
-            "model_config": jsonable(model_config(cell.model.name, cell.dataset.name, **cell.model.config)),
-        }
-        if cell.checkpoint_path is not None:
-            if cell.checkpoint_sha256 is None:
-                raise SmisbenchError(f"checkpoint {cell.checkpoint_path} of model {cell.model.id!r} does not exist",
-                                     "download or train it, or pass --checkpoint-root where the files are")
-            info["model_weights"] = _load_checkpoint(model, cell.checkpoint_path, get_entry(cell.model.name))
-        elif cell.model.train is not None:
-            info.update(_train(model, cell, ctx, device))
-        else:
-            info["model_weights"] = "random initialisation (no checkpoint, no training)"
-        return model, info
+        config = model_config(cell.model.name, cell.dataset.name, **cell.model.config)
+        info["model_weights"] = "random initialisation (no checkpoint, no training)"
+    modules = code_modules(model)
+    identity = {"weights_sha256": weights_sha256(model), "code_sha256": code_sha256(modules)}
+    info["model_config"] = jsonable(config)
+    info["model_identity"] = {**identity, "code_modules": modules}
+    return Materialised(model, info, identity, notes)
 
-    key = ("model", canonical_json(cell.identity()["model"]), cell.dataset.name, cell.seed, cell.device)
-    model, info = ctx.cached(key, build)
-    model.to(device=device, dtype=dtype).eval()
-    return model, info
+
+def materialise(cell: Cell, ctx: ExecutionContext) -> Materialised | None:
+    """The cell's model, built once per context (identify and execute share it), on the CPU in float32."""
+    key = ("model", canonical_json(cell.model_inputs()), cell.dataset.name, cell.weights_seed, cell.device)
+    if ctx.dry_run:  # nothing kept, nothing trained
+        return _build(cell, ctx)
+    return ctx.cached(key, lambda: _build(cell, ctx))
+
+
+def identify_cell(cell: Cell, ctx: ExecutionContext) -> dict[str, str] | None:
+    """What the cell evaluates: the digest of its model's weights and the hash of the model's code."""
+    found = materialise(cell, ctx)
+    return None if found is None else dict(found.identity)
+
+
+def _model(cell: Cell, ctx: ExecutionContext, device: Any, dtype: Any) -> Materialised:
+    found = materialise(cell, ctx)
+    if found is None:
+        raise SmisbenchError(f"model {cell.model.id!r} is not trained yet", "run the spec without --dry-run")
+    if cell.model_identity is not None and cell.model_identity != found.identity:
+        raise SmisbenchError(f"the weights or code of {cell.model.id!r} changed while the run was keying it",
+                             "run the same command again")
+    found.model.to(device=device, dtype=dtype).eval()
+    return found
 
 
 def eval_protocol(cell: Cell, device: Any) -> Any:
@@ -167,6 +199,7 @@ def eval_protocol(cell: Cell, device: Any) -> Any:
                         split=cell.dataset.split)
 
 
+@identified_by(identify_cell)
 def execute_cell(cell: Cell, ctx: ExecutionContext) -> CellOutcome:
     """Score one cell with every metric it lists that this installation has; store a SMIS grid beside the numbers."""
     import torch
@@ -182,19 +215,20 @@ def execute_cell(cell: Cell, ctx: ExecutionContext) -> CellOutcome:
     device, dtype = pick_device(cell.device), pick_dtype(cell.dtype)
     dataset = _dataset(cell, ctx, cell.dataset.split)
     config = getattr(dataset, "config", None) or get_dataset_config(cell.dataset.name)
-    model, info = _model(cell, ctx, device, dtype)
+    materialised = _model(cell, ctx, device, dtype)
+    model, info = materialised.model, materialised.info
 
     available = set(metric_names())
     metrics = [m for m in cell.metrics if m in available]
-    notes = [f"metric {m!r} is not available in this installation (not computed, shown as missing)"
-             for m in cell.metrics if m not in available]
+    notes = list(materialised.notes) + [f"metric {m!r} is not available in this installation (not computed, "
+                                        "shown as missing)" for m in cell.metrics if m not in available]
     values: dict[str, float] = {}
     protocol: dict[str, Any] = {**cell.protocol}
     provenance: dict[str, Any] = {}
     if metrics:
         torch.manual_seed(cell.seed)
-        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device,
-                          stats_cache_dir=ctx.artifacts_dir / "fid_stats")
+        # FID statistics and trained segmenters live in the machine's cache, shared by every store
+        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device)
         values = {k: float(v) for k, v in result.values.items()}
         protocol.update(result.protocol)
         provenance.update(result.provenance)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from smisbench.benchmark.catalog import catalog
-from smisbench.errors import SmisbenchError
+from smisbench.errors import SmisbenchError, choose_from
 from smisbench.metrics.protocol import ProtocolField, protocol_field, protocol_fields
 
 
@@ -49,12 +49,13 @@ class TrainSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str  # unique within the spec; what cells and claims refer to
-    name: str  # registry name for build_model
+    name: str  # registry name for build_model (a factory's reference for `factory = ...` models)
     label: str  # row label in reports (the paper's row name where there is one)
     config: dict[str, Any] = field(default_factory=dict)  # model config overrides
     checkpoint: str | None = None
     train: TrainSpec | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # "pkg.mod:build" or "file.py:build" (smisbench.models.plugins), instead of a name
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,13 @@ class BenchmarkSpec:
     claims: tuple[ClaimSpec, ...]
     source: str
     text: str
+    seeds: tuple[int, ...] = ()  # evaluation seeds (`seeds = K` or a list); empty: the one `seed`
+
+    @property
+    def eval_seeds(self) -> tuple[int, ...]:
+        """The seeds each cell is evaluated with: one cell per seed, the model (built or trained with
+        ``seed``) the same in all of them; only the codes drawn for the metrics differ."""
+        return self.seeds or (self.seed,)
 
     @property
     def sha256(self) -> str:
@@ -221,9 +229,9 @@ class _Reader:
                              f"known keys here: {', '.join(sorted(self.read))}")
 
 
-TOP_KEYS = ("name", "description", "table", "seed", "device", "dtype", "metrics", "protocol", "models", "datasets",
-            "cells", "claims")
-MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
+TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "metrics", "protocol", "models",
+            "datasets", "cells", "claims")
+MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
 CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset", "given")
@@ -272,10 +280,48 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     for i, metric in enumerate(metrics):
         if metric not in known:
             raise SpecError(reader.source, f"{reader.key(name)}[{i}]", f"unknown metric {metric!r}",
-                            f"use one of: {', '.join(sorted(known))}")
+                            choose_from(metric, known))
     if len(set(metrics)) != len(metrics):
         raise reader.error(name, "lists a metric twice")
     return metrics
+
+
+def seed_list(value: int | list[int] | tuple[int, ...], base: int) -> tuple[int, ...]:
+    """Evaluation seeds from a count K (``base``, ``base + 1``, ..., so the first is the spec's ``seed`` and
+    its cells are the single-seed ones) or from a list; raises ValueError naming what is wrong."""
+    minimum = protocol_field("seed").minimum or 0
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise ValueError(f"must be a count or an array of seeds, not {_type_name(value)}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a count of seeds must be at least 1, not {value}")
+        return tuple(base + i for i in range(value))
+    if not value:
+        raise ValueError("must list at least one seed")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ValueError(f"seeds must be integers, not {_type_name(item)} ({item!r})")
+        if item < minimum:
+            raise ValueError(f"seeds must be at least {minimum}, not {item}")
+    if len(set(value)) != len(value):
+        raise ValueError("lists a seed twice")
+    return tuple(value)
+
+
+def parse_seeds_option(text: str, base: int) -> tuple[int, ...]:
+    """``--seeds K`` (a count) or ``--seeds 0,4,9`` (a list) on a command line."""
+    try:
+        parts = [int(p) for p in text.split(",")] if "," in text else int(text)
+        return seed_list(parts, base)
+    except ValueError as err:
+        problem = str(err) if "seed" in str(err) else f"{text!r} is not a number"
+        raise SmisbenchError(f"--seeds {text}: {problem}",
+                             "give a count (--seeds 3) or a comma-separated list (--seeds 0,4,9)") from None
+
+
+def with_seeds(spec: BenchmarkSpec, seeds: tuple[int, ...]) -> BenchmarkSpec:
+    """The spec run with other evaluation seeds (``--seeds``); everything else, its text included, unchanged."""
+    return replace(spec, seeds=tuple(seeds))
 
 
 def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
@@ -301,17 +347,34 @@ def _train(reader: _Reader) -> TrainSpec | None:
     return spec
 
 
-def _named(reader: _Reader, keys: tuple[str, ...]) -> dict[str, Any]:
+def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
     """The keys a model and a dataset share: ``name``, ``id`` (default: the name), ``label`` (default: the id)."""
     reader.only(keys)
-    name = reader.text("name", required=True)
+    name = reader.text("name", required=True) if name is None else name
     ident = reader.text("id", default=name)
     return {"id": ident, "name": name, "label": reader.text("label", default=ident)}
 
 
+def _factory(reader: _Reader) -> str | None:
+    """A model's ``factory`` reference (it then stands where the registry name would), checked for its form."""
+    reader.only(MODEL_KEYS)
+    factory = reader.text("factory")
+    if factory is not None and "name" in reader.data:
+        raise reader.error("factory", "is given together with `name`", "keep one: a registered name or a factory")
+    if factory is not None and ":" not in factory:
+        raise reader.error("factory", f"{factory!r} is not MODULE:FACTORY or FILE.py:FACTORY",
+                           'write e.g. factory = "mypkg.models:build"')
+    if factory is None and ":" in str(reader.data.get("name", "")):
+        raise reader.error("name", f"{reader.data['name']!r} is a factory reference",
+                           f'write factory = "{reader.data["name"]}"')
+    return factory
+
+
 def _model(reader: _Reader) -> ModelSpec:
-    spec = ModelSpec(**_named(reader, MODEL_KEYS), config=reader.table("config"),
-                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader))
+    factory = _factory(reader)
+    spec = ModelSpec(**_named(reader, MODEL_KEYS, factory), config=reader.table("config"),
+                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader),
+                     factory=factory)
     reader.finish()
     return spec
 
@@ -390,6 +453,11 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     seed = top.integer("seed", minimum=protocol_field("seed").minimum, default=protocol_field("seed").default)
     device = top.text("device", default=protocol_field("device").default)
     dtype = top.text("dtype", default=protocol_field("dtype").default, choices=protocol_field("dtype").choices)
+    top.read.add("seeds")
+    try:
+        seeds = seed_list(top.data["seeds"], seed) if "seeds" in top.data else ()
+    except ValueError as err:
+        raise top.error("seeds", str(err), "write `seeds = 3` (a count) or `seeds = [0, 4, 9]`") from None
     protocol = _protocol(top, defaults=True)
 
     model_readers = top.tables("models", required=True)
@@ -430,7 +498,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     claims = tuple(_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
     top.finish()
     return BenchmarkSpec(name, description, table, seed, device, dtype, metrics or (), protocol, models,
-                         datasets, cells, claims, source, text)
+                         datasets, cells, claims, source, text, seeds)
 
 
 def shipped_specs() -> list[str]:

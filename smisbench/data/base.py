@@ -16,13 +16,14 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from smisbench.data.files import first_few
-from smisbench.data.preprocess import Preprocess, item_rng, load_instance, load_label, load_rgb
+from smisbench.data.preprocess import Preprocess, item_rng
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.image_io import load_rgb, read_ids
 from smisbench.labels import validate_label_map
+from smisbench.progress import progress_bar
 
 SPLITS = ("train", "val", "test")
 
@@ -113,36 +114,29 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         name, paths = self.pairs[index]
-        label_image = load_label(paths["label"])
+        stored = read_ids(paths["label"], "label map")
         image = load_rgb(paths["image"])
-        if image.size != label_image.size:
-            raise LabelMapError(
-                f"image {paths['image']} is {image.size[0]}x{image.size[1]} but its label map {paths['label']} is "
-                f"{label_image.size[0]}x{label_image.size[1]} (width x height)",
-                "pair each image with the label map made for it, at the same size",
-            )
+        label_size = (stored.shape[1], stored.shape[0])
+        _check_same_size("image", paths["image"], image.size, paths["label"], label_size,
+                         "pair each image with the label map made for it, at the same size")
         top, left, flip = self.preprocess.draw(item_rng(self.augment_seed, self.epoch, index))
-        converted = self.convert_label(np.asarray(label_image), paths["label"])
+        converted = self.convert_label(stored, paths["label"])
         label = self.preprocess.ids(_as_image(converted), top, left, flip)
         label = validate_label_map(label, self.config, str(paths["label"]))[0]
         item = {"label": label, "image": self.preprocess.image(image, top, left, flip), "name": name}
         if "instance" in paths:
-            instance = load_instance(paths["instance"])
-            if instance.size != label_image.size:
-                raise LabelMapError(
-                    f"instance map {paths['instance']} is {instance.size} but label map {paths['label']} is "
-                    f"{label_image.size} (width, height)",
-                    "pair each label map with the instance map of the same frame",
-                )
-            item["instance"] = self.preprocess.ids(instance, top, left, flip)
+            instance = read_ids(paths["instance"], "instance map")
+            _check_same_size("instance map", paths["instance"], (instance.shape[1], instance.shape[0]),
+                             paths["label"], label_size, "pair each label map with the instance map of the same frame")
+            item["instance"] = self.preprocess.ids(_as_image(instance), top, left, flip)
         return item
 
     def verify(self, limit: int | None = None, progress: bool = True) -> VerifyReport:
         """Read every item once and collect every problem (unreadable files, bad sizes, bad ids)."""
         report = VerifyReport()
         count = len(self) if limit is None else min(limit, len(self))
-        for index in tqdm(range(count), desc=f"checking {self.config.name}/{self.split}", disable=not progress,
-                          leave=False):
+        for index in progress_bar(range(count), desc=f"checking {self.config.name}/{self.split}", enabled=progress,
+                                  leave=False):
             try:
                 self[index]
             except SmisbenchError as err:
@@ -159,6 +153,17 @@ class PairedDataset(Dataset):
                 f"{first_few(report.problems, 3)}",
                 "fix or remove the files named above",
             )
+
+
+def _check_same_size(what: str, path: Path, size: tuple[int, int], label_path: Path, label_size: tuple[int, int],
+                     fix: str) -> None:
+    """An image or instance map must cover its label map pixel for pixel (sizes as width, height)."""
+    if tuple(size) != tuple(label_size):
+        raise LabelMapError(
+            f"{what} {path} is {size[0]}x{size[1]} but its label map {label_path} is "
+            f"{label_size[0]}x{label_size[1]} (width x height)",
+            fix,
+        )
 
 
 def _as_image(array: np.ndarray) -> Image.Image:

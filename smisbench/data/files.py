@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from smisbench.errors import SmisbenchError
+from smisbench.image_io import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SHOW_FIRST = 5
 
 

@@ -1,4 +1,4 @@
-"""Reading image/label/instance files and the official SPADE/SMIS preprocessing.
+"""The official SPADE/SMIS preprocessing (files are read by :mod:`smisbench.image_io`).
 
 The official loaders resize images bicubically and label/instance maps with nearest
 neighbour, then crop and (in training) flip all of them with the same random draw.
@@ -15,54 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.errors import SmisbenchError
 from smisbench.imaging import from_uint8
 
 MODES = ("resize_and_crop", "fixed", "none")
-
-
-def _open(path: Path, what: str) -> Image.Image:
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise SmisbenchError(f"{what} {path} does not exist", "restore the file or rebuild the file list") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise SmisbenchError(
-            f"cannot read {what} {path}: {err}", "re-extract or re-download this file (it is truncated or not an image)"
-        ) from None
-    return image
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """An RGB image (greyscale/palette/alpha images are converted, as the official loaders do)."""
-    return _open(path, "image").convert("RGB")
-
-
-def load_label(path: Path) -> Image.Image:
-    """A label map with one class id per pixel (mode L, P or 16-bit), never colour-converted."""
-    label = _open(path, "label map")
-    if label.mode in ("L", "P"):
-        return label if label.mode == "L" else Image.fromarray(np.asarray(label, dtype=np.uint8))
-    if label.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return Image.fromarray(np.asarray(label).astype(np.int32))
-    raise LabelMapError(
-        f"label map {path} has mode {label.mode}: a colour image, not class ids",
-        "convert colour-coded labels to one id per pixel (mode L PNG) before reading them",
-    )
-
-
-def load_instance(path: Path) -> Image.Image:
-    """Instance ids as a 32-bit image (Cityscapes' instanceIds are 16-bit, id // 1000 = label id)."""
-    instance = _open(path, "instance map")
-    if instance.mode in ("RGB", "RGBA"):
-        raise LabelMapError(
-            f"instance map {path} has mode {instance.mode}, not integer ids",
-            "use the *_instanceIds.png files (16-bit ids), not coloured visualisations",
-        )
-    return Image.fromarray(np.asarray(instance).astype(np.int32))
 
 
 @dataclass(frozen=True)

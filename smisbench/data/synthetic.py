@@ -62,7 +62,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from smisbench.data.preprocess import size_pair
 from smisbench.data.registry import register_reader
@@ -70,6 +69,7 @@ from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 from smisbench.imaging import from_uint8
 from smisbench.io import atomic_open
+from smisbench.progress import progress_bar
 
 CONFIG = get_dataset_config("synthetic")  # declared with the other built-in dataset configurations
 CLASS_NAMES = CONFIG.class_names
@@ -295,7 +295,7 @@ class SyntheticSMIS(Dataset):
         from PIL import Image
 
         folder = Path(folder)
-        for index in tqdm(range(len(self)), desc=f"writing synthetic/{self.split}", disable=not progress):
+        for index in progress_bar(range(len(self)), desc=f"writing synthetic/{self.split}", enabled=progress):
             label, image = self.arrays(index)
             for sub, array in (("labels", label), ("images", image)):
                 with atomic_open(folder / sub / f"{self.name(index)}.png") as handle:

@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fid.add_argument("dir_a")
     fid.add_argument("dir_b")
     fid.add_argument("--batch-size", type=int, default=32)
+    fid.add_argument("--size", type=_size, default=None, metavar="HxW",
+                     help="bring every image to this size first (default: the size of DIR_A's first image)")
+    fid.add_argument("--resize-filter", default=None,
+                     help="filter for images of another size (default: the evaluation protocol's, bicubic-antialias)")
     fid.add_argument("--device", default="cpu")
     _weights_dir_flag(fid)
     fid.set_defaults(func=_fid)
@@ -94,19 +98,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _load_rgb(path: str):
-    import numpy as np
+    """(1, 3, H, W) float in [-1, 1], read by the shared reader (16-bit and other modes handled there)."""
     import torch
-    from PIL import Image
 
-    from smisbench.errors import SmisbenchError
+    from smisbench.image_io import read_rgb
     from smisbench.imaging import from_uint8
 
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as err:
-        raise SmisbenchError(f"cannot read image {path}: {err}", "pass a PNG or JPEG file") from None
-    return from_uint8(torch.from_numpy(array.copy()).permute(2, 0, 1)[None])
+    return from_uint8(torch.from_numpy(read_rgb(path)).permute(2, 0, 1)[None])
 
 
 def _lpips(args: argparse.Namespace) -> int:
@@ -128,9 +126,23 @@ def _lpips(args: argparse.Namespace) -> int:
 
 
 def _fid(args: argparse.Namespace) -> int:
-    from smisbench.metrics.fid import fid_of_folders
+    from smisbench.metrics.fid import fid_of_image_sets, image_folders
 
-    value = fid_of_folders(args.dir_a, args.dir_b, args.weights_dir, args.device, args.batch_size)
+    set_a, set_b, notes = image_folders(args.dir_a, args.dir_b, args.size, args.resize_filter)
+    for note in notes:
+        print(f"note: {note}")
+    value = fid_of_image_sets(set_a, set_b, args.weights_dir, args.device, args.batch_size)
     print(f"FID (torch-fidelity, Inception TF 2015-12-05 pool3): {args.dir_a} vs {args.dir_b}")
     print(f"{value:.6f}")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    """HEIGHTxWIDTH (e.g. 256x256) as (height, width)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH, e.g. 256x256") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be at least 1 pixel")
+    return height, width

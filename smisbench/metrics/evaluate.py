@@ -8,13 +8,13 @@ from typing import Any, Iterable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from smisbench.datasets_config import DatasetConfig
 from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.protocol import EvalProtocol
 from smisbench.metrics.registry import get_metric
 from smisbench.metrics.smis_diversity import derive_seed
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -57,7 +57,7 @@ def _shared_pass(ctx: EvalContext, metrics: list[Metric], progress: bool) -> Non
     model, p = ctx.model, ctx.protocol
     loader = DataLoader(Subset(ctx.dataset, range(visit)), batch_size=p.batch_size, shuffle=False, num_workers=0)
     start = 0
-    with tqdm(total=visit, desc="evaluate", unit="map", disable=not progress) as bar:
+    with progress_bar(total=visit, desc="evaluate", unit="map", enabled=progress) as bar:
         for batch in loader:
             size = len(batch["label"])
             generated = None
@@ -84,16 +84,24 @@ def evaluate(
     discriminator: torch.nn.Module | None = None,
     weights_dir: str | os.PathLike | None = None,
     stats_cache_dir: str | os.PathLike | None = None,
+    segmenter_cache_dir: str | os.PathLike | None = None,
     networks: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
     """Compute ``metrics`` (names from the metric registry) for ``model`` on ``dataset``.
+
+    ``model`` is an :class:`SMISModel` or a plain ``nn.Module`` keeping the model contract
+    (``smisbench.models.contract``: ``codes``, ``code_shape``, ``forward(onehot, codes)``), which
+    is wrapped for ``dataset_config`` here.
 
     The dataset yields {"label": LongTensor(H, W), "image": FloatTensor(3, H, W) in [-1, 1],
     optional "instance", "name"}. Each label map is visited once; FID uses one generated image
     per map (codes seeded per item), mCSD/mOCD and LPIPS diversity generate their own sets for
     the first ``protocol.diversity_maps`` maps. ``networks`` passes already loaded metric networks
     ({"lpips": LPIPSMetric, "inception": extractor}) so a harness scoring many models loads them once.
+    Real-image FID statistics and suite-trained segmenters are cached once per machine (under
+    ``smisbench.paths.cache_root()``, keyed by content), shared by every call and every store;
+    ``stats_cache_dir`` / ``segmenter_cache_dir`` move them elsewhere.
     """
     from smisbench.provenance import environment
 
@@ -102,10 +110,13 @@ def evaluate(
     protocol = protocol.replace(device=str(device))
     names = list(dict.fromkeys(metrics))
     factories = [get_metric(name) for name in names]  # unknown names fail before any work
-    model = model.to(device).eval()
+    from smisbench.models.contract import as_model
+
+    model = as_model(model, dataset_config).to(device).eval()
     if discriminator is not None:
         discriminator = discriminator.to(device).eval()
-    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir)
+    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir,
+                      segmenter_cache_dir)
     ctx.shared.update(networks or {})
     ctx.provenance.update(environment(device))
     ctx.provenance.update({

@@ -1,10 +1,12 @@
 """FID through torch-fidelity's own Inception extractor and statistics, fed with the provisioned weights.
 
 Real-image statistics are cached on disk, keyed by a hash of everything that changes them,
-so a cache made at another image size, filter, weights file, sample count, dtype or reader
-setting (load/crop size, crop position, flip, augmentation seed, files) is never reused, and
-nothing that leaves the real images alone (the resize filter when they are not resized, the
-synthetic dataset's length) forces a recomputation.
+so a cache made at another image size, filter, Inception resize (``fid_resize``), weights file,
+sample count, dtype or reader setting (load/crop size, crop position, flip, augmentation seed,
+files) is never reused, and nothing that leaves the real images alone (the resize filter when
+they are not resized, the synthetic dataset's length) forces a recomputation. Metrics that need
+the real features themselves (KID, precision/recall, density/coverage) store them in the same
+file; a file without them serves FID only.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ class RealStatsKey:
     reader: dict[str, Any] = field(default_factory=dict)  # the dataset's image_identity(num_samples)
     feature_layer: str = FEATURE_LAYER
     extractor: str = EXTRACTOR_NAME
+    input_resize: str = "legacy_tf"  # how images reach the extractor's input size (protocol.fid_resize)
 
     def digest(self) -> str:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
@@ -182,12 +185,13 @@ class RealStatsKey:
 
 
 def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real_size: tuple[int, int],
-                   weights_sha256: str, num_samples: int) -> RealStatsKey | None:
+                   weights_sha256: str, num_samples: int, input_resize: str | None = None) -> RealStatsKey | None:
     """The cache key of the first ``num_samples`` real images' statistics; None when nothing names them.
 
     ``reader`` is the dataset's ``image_identity(num_samples)`` (preprocessing, files, and the
     augmentation seed where a crop or flip is drawn); a dataset that describes itself so needs no
     root. The resize filter counts only when the real images (``real_size``) are resized.
+    ``input_resize`` overrides ``protocol.fid_resize`` (the metric ``fid_clean`` always resizes cleanly).
     """
     identity = getattr(dataset, "image_identity", None)
     reader = identity(num_samples) if callable(identity) else {}
@@ -202,10 +206,13 @@ def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real
         dataset=dataset_name, root=str(root), split=str(split), image_size=size,
         resize_filter=protocol.resize_filter if size != tuple(real_size) else "none",
         weights_sha256=weights_sha256, num_samples=num_samples, dtype=protocol.fid_dtype, reader=reader,
+        input_resize=input_resize or protocol.fid_resize,
     )
 
 
 def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where real-image statistics are cached: ``override``, ``$SMISBENCH_FID_CACHE_DIR``, else the machine's
+    cache (``cache_root()/fid_stats``), one for every store and call (the key names the content)."""
     if override:
         return Path(override).expanduser()
     env = os.environ.get(ENV_STATS_DIR)
@@ -220,8 +227,13 @@ def _cache_path(key: RealStatsKey, cache_dir: Path) -> Path:
     return cache_dir / f"{key.dataset}-{key.split}-{key.digest()[:20]}.npz"
 
 
-def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
-    """Cached statistics for exactly this key, or None (a file whose stored key differs is ignored)."""
+def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = None,
+                      with_features: bool = False) -> dict[str, np.ndarray] | None:
+    """Cached statistics for exactly this key, or None (a file whose stored key differs is ignored).
+
+    ``with_features``: the real features themselves are needed too ("features" in the result);
+    a file holding statistics only is then a miss.
+    """
     path = _cache_path(key, stats_cache_dir(cache_dir))
     if not path.exists():
         return None
@@ -229,15 +241,25 @@ def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = N
         with np.load(path, allow_pickle=False) as data:
             if json.loads(str(data["key"])) != key.to_dict():
                 return None
-            return {"mu": data["mu"].copy(), "sigma": data["sigma"].copy()}
+            out = {"mu": data["mu"].copy(), "sigma": data["sigma"].copy()}
+            if with_features:
+                if "features" not in data.files:
+                    return None
+                out["features"] = data["features"].copy()
+            return out
     except (OSError, ValueError, KeyError):
         return None
 
 
-def save_cached_stats(key: RealStatsKey, stats: dict[str, np.ndarray], cache_dir: str | os.PathLike | None = None) -> Path:
+def save_cached_stats(key: RealStatsKey, stats: dict[str, np.ndarray], cache_dir: str | os.PathLike | None = None,
+                      features: np.ndarray | None = None) -> Path:
+    """Write the statistics (and, when given, the real features they came from) under the key's file."""
     path = _cache_path(key, stats_cache_dir(cache_dir))
     buffer = io.BytesIO()
-    np.savez(buffer, mu=stats["mu"], sigma=stats["sigma"], key=np.array(json.dumps(key.to_dict(), sort_keys=True)))
+    arrays = {"mu": stats["mu"], "sigma": stats["sigma"], "key": np.array(json.dumps(key.to_dict(), sort_keys=True))}
+    if features is not None:
+        arrays["features"] = np.asarray(features, dtype=np.float32)
+    np.savez(buffer, **arrays)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return path
@@ -270,20 +292,119 @@ def real_statistics(
 
 
 # ----------------------------------------------------------------------------- folders (the CLI)
-def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
-                   device: str = "cpu", batch_size: int = 32, verbose: bool = False) -> float:
-    """FID between two image folders by torch-fidelity's own pipeline, with the provisioned Inception."""
+def default_resize_filter() -> str:
+    """The protocol's filter (one place for the fact: :class:`EvalProtocol`)."""
+    from smisbench.metrics.protocol import EvalProtocol
+
+    return EvalProtocol.__dataclass_fields__["resize_filter"].default
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """A folder's images as uint8 (3, H, W) at one size, decoded lazily by the shared reader.
+
+    Files of another size are resized with ``resize_filter`` (as float in [-1, 1], then rounded
+    back to uint8 like a PNG writer), so a folder of real photos of mixed sizes can be scored.
+    """
+
+    def __init__(self, files: list[Path], size: tuple[int, int], resize_filter: str):
+        self.files, self.size, self.resize_filter = files, (int(size[0]), int(size[1])), resize_filter
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from smisbench.image_io import read_rgb
+
+        image = torch.from_numpy(read_rgb(self.files[index])).permute(2, 0, 1)
+        if tuple(image.shape[-2:]) != self.size:
+            floats = imaging.from_uint8(image[None])
+            image = to_uint8(resize_images(floats, self.size, self.resize_filter))[0]
+        return image
+
+
+def _list_images(folder: Path) -> tuple[list[Path], list[str]]:
+    """The image files of ``folder`` (natural order) and the names of the other entries."""
+    from smisbench.data.files import natural_key
+    from smisbench.image_io import IMAGE_SUFFIXES
+
+    if not folder.exists():
+        raise SmisbenchError(f"image folder {folder} does not exist", "pass two folders of PNG/JPEG images")
+    if not folder.is_dir():
+        raise SmisbenchError(f"{folder} is a file, not a folder of images", "pass two folders of PNG/JPEG images")
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name + ("/" if p.is_dir() else "") for p in entries if p not in images]
+    if len(images) < 2:
+        found = "no image files" if not images else f"only 1 image file ({images[0].name})"
+        raise SmisbenchError(
+            f"{folder} holds {found}; FID needs at least 2 images per folder (files ending in "
+            f"{', '.join(IMAGE_SUFFIXES)})",
+            "pass folders with many images each (FID of a few images is dominated by its bias; "
+            "the paper scores the whole validation split)",
+        )
+    return images, others
+
+
+def image_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, size: tuple[int, int] | None = None,
+                  resize_filter: str | None = None) -> tuple[ImageFolder, ImageFolder, list[str]]:
+    """Both folders at one size, and note lines saying what was ignored or resized.
+
+    The size rule: ``size`` (H, W) when given, else the size of the first image of ``dir_a`` in
+    natural name order. Every image of another size is resized to it with ``resize_filter``
+    (default: the evaluation protocol's). Headers are read here, so a folder holding a non-image
+    or empty file is refused before any feature is computed; truncated data is found on decoding.
+    """
+    from smisbench.image_io import image_size
+
+    resize_filter = resize_filter or default_resize_filter()
+    if resize_filter not in RESIZE_FILTERS:
+        from smisbench.errors import UnknownNameError
+
+        raise UnknownNameError("resize filter", resize_filter, list(RESIZE_FILTERS))
+    notes: list[str] = []
+    listed = []
+    for folder in (Path(dir_a), Path(dir_b)):
+        images, others = _list_images(folder)
+        if others:
+            from smisbench.data.files import first_few
+
+            notes.append(f"ignored {len(others)} {'entry' if len(others) == 1 else 'entries'} of {folder} "
+                         "that are not image files by name: "
+                         f"{first_few(others)}")
+        listed.append((folder, images, [image_size(p) for p in images]))
+    target = (int(size[0]), int(size[1])) if size else listed[0][2][0]
+    rule = "as asked" if size else f"the size of {listed[0][1][0].name}, the first image of {listed[0][0]}"
+    resized = [(folder, sum(s != target for s in sizes), len(sizes)) for folder, _, sizes in listed]
+    if any(count for _, count, _ in resized):
+        counts = ", ".join(f"{count} of {total} in {folder}" for folder, count, total in resized)
+        notes.append(f"resized {counts} to {target[0]}x{target[1]} (H x W; {rule}) with {resize_filter}; "
+                     "pass --size HxW to choose the size")
+    folders = [ImageFolder(images, target, resize_filter) for _, images, _ in listed]
+    return folders[0], folders[1], notes
+
+
+def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.Dataset,
+                      store_dir: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 32,
+                      verbose: bool = False) -> float:
+    """FID between two datasets of uint8 (3, H, W) images by torch-fidelity's own pipeline and Inception."""
     import torch_fidelity
 
     from smisbench.weights import require
 
-    for folder in (dir_a, dir_b):
-        if not Path(folder).is_dir():
-            raise SmisbenchError(f"{folder} is not a folder of images", "pass two folders of PNG/JPEG files")
+    if batch_size < 1:
+        raise SmisbenchError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 32 (or any N >= 1)")
     weights_path, _ = require("fid-inception", store_dir)
     metrics = torch_fidelity.calculate_metrics(
-        input1=str(dir_a), input2=str(dir_b), fid=True, cuda=str(device).startswith("cuda"),
+        input1=set_a, input2=set_b, fid=True, cuda=str(device).startswith("cuda"),
         feature_extractor_weights_path=str(weights_path), batch_size=batch_size, cache=False,
-        save_cpu_ram=True, verbose=verbose,
+        save_cpu_ram=True, verbose=verbose,  # save_cpu_ram: no worker processes, so read errors arrive as raised
     )
     return float(metrics["frechet_inception_distance"])
+
+
+def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
+                   device: str = "cpu", batch_size: int = 32, verbose: bool = False,
+                   size: tuple[int, int] | None = None, resize_filter: str | None = None) -> float:
+    """FID between two image folders (see :func:`image_folders` for the size rule)."""
+    set_a, set_b, _ = image_folders(dir_a, dir_b, size, resize_filter)
+    return fid_of_image_sets(set_a, set_b, store_dir, device, batch_size, verbose)

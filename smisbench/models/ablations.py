@@ -37,8 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from smisbench.models.base import CodesKind, LatentLayout
+from smisbench.models.base import LatentLayout
 from smisbench.models.discriminator import discriminator_for
+from smisbench.models.family import register_family
 from smisbench.models.groupdnet import (
     OFFICIAL_CONFIGS,
     GroupDNet,
@@ -48,7 +49,6 @@ from smisbench.models.groupdnet import (
     tiny_config,
 )
 from smisbench.models.groupnet import derive_config
-from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,6 @@ def group_norm_encoder(encoder: GroupDNetEncoder, groups: int) -> None:
 
 class GroupDNetAblation(GroupDNet):
     """GroupDNet built from an AblationConfig; with no switch set it is GroupDNet, key for key."""
-
-    codes_kind = CodesKind.PER_CLASS
 
     def build_generator(self, config: AblationConfig) -> nn.Module:
         generator = VectorCodeGenerator(config) if config.pooled_codes else GroupDNetGenerator(config)
@@ -193,26 +191,15 @@ def ablation_config(base: GroupDNetConfig, ablation: Ablation) -> AblationConfig
     return derive_config(base, AblationConfig, **dict(ablation.changes))
 
 
-def _configs_for(ablation: Ablation):
-    def configs() -> dict[str, AblationConfig]:
-        """DeepFashion only, as the paper's ablation table (other datasets: ablation_config(OFFICIAL_CONFIGS[...]))."""
-        out = {"deepfashion": ablation_config(OFFICIAL_CONFIGS["deepfashion"], ablation)}
-        if synthetic_available():
-            out["synthetic"] = ablation_config(tiny_config("synthetic"), ablation)
-        return out
-
-    return configs
+def _register(ablation: Ablation) -> None:
+    """DeepFashion only, as the paper's ablation table (other datasets: ablation_config(OFFICIAL_CONFIGS[...]))."""
+    register_family(
+        ablation.name, GroupDNetAblation, {"deepfashion": ablation_config(OFFICIAL_CONFIGS["deepfashion"], ablation)},
+        lambda dataset: ablation_config(tiny_config(dataset), ablation), ablation_discriminator,
+        description=ablation.description,
+        paper=f"Zhu et al. CVPR 2020, supplementary Table 1 ({ablation.label}, {ablation.paper_params_m} M)",
+    )
 
 
 for _ablation in ABLATIONS:
-    register(
-        ModelEntry(
-            name=_ablation.name,
-            description=_ablation.description,
-            codes_kind=CodesKind.PER_CLASS,
-            configs=_configs_for(_ablation),
-            build=GroupDNetAblation,
-            build_discriminator=ablation_discriminator,
-            paper=f"Zhu et al. CVPR 2020, supplementary Table 1 ({_ablation.label}, {_ablation.paper_params_m} M)",
-        )
-    )
+    _register(_ablation)

@@ -17,17 +17,16 @@ Parameters (G + E, DeepFashion): 54,799,747 + 2,590,032 = 57,389,779 against the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from smisbench.datasets_config import DATASETS, DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
+from smisbench.models.base import CodesKind, LatentLayout
+from smisbench.models.family import FamilyModel, ModelConfig, config_values, global_code, register_family
 from smisbench.models.layers import xavier_init
-from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -54,31 +53,31 @@ PAPER_PARAMS = ParamReference(
 )
 
 
-@dataclass(frozen=True)
-class BicycleGANConfig:
-    """BicycleGAN's network options (names as its ``--`` flags) and loss weights (its train defaults)."""
+@dataclass(frozen=True, kw_only=True)
+class UnetGANConfig(ModelConfig):
+    """Options of BicycleGAN's add-all U-Net generator, its PatchGAN depth and L1 weight (DSCGAN shares them)."""
 
-    dataset: str
     nz: int = 8
     ngf: int = 64
-    nef: int = 64
     ndf: int = 64
     num_downs: int = 8  # unet_256
-    encoder_blocks: int = 5  # resnet_256
-    num_Ds: int = 2  # basic_256_multi: a full-size and a half-size PatchGAN
     n_layers_D: int = 3
     use_dropout: bool = False
-    conditional_D: bool = False
     lambda_L1: float = 10.0
+
+
+@dataclass(frozen=True)
+class BicycleGANConfig(UnetGANConfig):
+    """BicycleGAN's network options (names as its ``--`` flags) and loss weights (its train defaults)."""
+
+    nef: int = 64
+    encoder_blocks: int = 5  # resnet_256
+    num_Ds: int = 2  # basic_256_multi: a full-size and a half-size PatchGAN
+    conditional_D: bool = False
     lambda_kl: float = 0.01
     lambda_z: float = 0.5
     lambda_GAN: float = 1.0
     lambda_GAN2: float = 1.0
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
 
 def _tile(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -148,12 +147,16 @@ class UnetGenerator(nn.Module):
         if h % factor or w % factor:
             raise SmisbenchError(
                 f"this U-Net ({self.num_downs} levels) needs height and width divisible by {factor}, got {h}x{w}",
-                f"feed label maps at the dataset's size or build the model with num_downs <= log2 of the shorter side",
+                "feed label maps at the dataset's size or build the model with num_downs <= log2 of the shorter side",
             )
         if z is None or z.dim() != 2 or z.shape[1] != self.nz:
             shape = None if z is None else tuple(z.shape)
             raise SmisbenchError(f"expected codes of shape (B, {self.nz}), got {shape}", "draw codes with model.sample_z(batch)")
         return self.model(semantics, z)
+
+
+def unet_generator(config: UnetGANConfig) -> UnetGenerator:
+    return UnetGenerator(config.data.input_nc, config.nz, config.ngf, config.num_downs, config.use_dropout)
 
 
 class ResidualDownBlock(nn.Module):
@@ -257,19 +260,19 @@ class PairedDiscriminators(nn.Module):
         return self.D(x) if branch == "vae" else self.D2(x)
 
 
-class BicycleGAN(SMISModel):
-    """U-Net generator + ResNet encoder with one global code per image (GLOBAL codes kind)."""
+class BicycleGAN(FamilyModel):
+    """U-Net generator + ResNet encoder with one global code per image (GLOBAL codes kind); xavier init."""
 
     codes_kind = CodesKind.GLOBAL
 
-    def __init__(self, config: BicycleGANConfig):
-        super().__init__(config.data)
-        self.config = config
-        self.latent = LatentLayout(draw_shape=(config.nz,), shape=(config.nz,), per_class=False)
-        self.netG = UnetGenerator(config.data.input_nc, config.nz, config.ngf, config.num_downs, config.use_dropout)
-        self.netE = ResNetEncoder(config.nz, config.nef, config.encoder_blocks)
-        xavier_init(self.netG)
-        xavier_init(self.netE)
+    def build_generator(self, config: BicycleGANConfig) -> nn.Module:
+        return unet_generator(config)
+
+    def build_encoder(self, config: BicycleGANConfig) -> nn.Module:
+        return ResNetEncoder(config.nz, config.nef, config.encoder_blocks)
+
+    def latent_layout(self, config: BicycleGANConfig) -> LatentLayout:
+        return global_code(config.nz)
 
     def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
         """The encoder sees the real image only, never the label map."""
@@ -278,11 +281,8 @@ class BicycleGAN(SMISModel):
     def training_objective(self, discriminator: nn.Module, **options):
         from smisbench.models.objectives_baselines import BicycleGANObjective
 
-        c = self.config
-        weights = dict(lambda_L1=c.lambda_L1, lambda_kl=c.lambda_kl, lambda_z=c.lambda_z,
-                       lambda_GAN=c.lambda_GAN, lambda_GAN2=c.lambda_GAN2, conditional_D=c.conditional_D)
-        weights.update(options)
-        return BicycleGANObjective(discriminator, **weights)
+        names = ("lambda_L1", "lambda_kl", "lambda_z", "lambda_GAN", "lambda_GAN2", "conditional_D")
+        return BicycleGANObjective(discriminator, **config_values(self.config, names, options))
 
 
 def build_discriminator(config: BicycleGANConfig) -> PairedDiscriminators:
@@ -293,30 +293,24 @@ def build_discriminator(config: BicycleGANConfig) -> PairedDiscriminators:
     return pair
 
 
-def _configs() -> dict[str, BicycleGANConfig]:
-    released = "BicycleGAN release defaults: unet_256 (add-all), resnet_256 encoder, nz 8, basic_256_multi D x2"
-    configs = {
-        "deepfashion": BicycleGANConfig("deepfashion", notes=released),
-        "cityscapes": BicycleGANConfig(
-            "cityscapes", notes=released + "; 256x512 input (bottleneck 1x2), encoder globally pooled"
-        ),
-        "ade20k": BicycleGANConfig("ade20k", notes=released),
-    }
-    if synthetic_available():
-        configs["synthetic"] = BicycleGANConfig(
-            "synthetic", ngf=8, nef=8, ndf=8, num_downs=6, notes="tiny smoke-test widths, unet_64 for 64x64 images"
-        )
-    return configs
+_RELEASED = "BicycleGAN release defaults: unet_256 (add-all), resnet_256 encoder, nz 8, basic_256_multi D x2"
+CONFIGS = {
+    "deepfashion": BicycleGANConfig("deepfashion", notes=_RELEASED),
+    "cityscapes": BicycleGANConfig(
+        "cityscapes", notes=_RELEASED + "; 256x512 input (bottleneck 1x2), encoder globally pooled"
+    ),
+    "ade20k": BicycleGANConfig("ade20k", notes=_RELEASED),
+}
 
 
-ENTRY = register(
-    ModelEntry(
-        name="bicyclegan",
-        description="BicycleGAN: add-all U-Net G + ResNet E, one global code; cVAE-GAN + cLR-GAN objective",
-        codes_kind=CodesKind.GLOBAL,
-        configs=_configs,
-        build=BicycleGAN,
-        build_discriminator=build_discriminator,
-        paper="Zhu et al., NeurIPS 2017 (junyanz/BicycleGAN); GroupDNet paper Tables 1-2 (58.4 M printed)",
+def tiny(dataset: str) -> BicycleGANConfig:
+    return BicycleGANConfig(
+        dataset, ngf=8, nef=8, ndf=8, num_downs=6, notes="tiny smoke-test widths, unet_64 for 64x64 images"
     )
+
+
+ENTRY = register_family(
+    "bicyclegan", BicycleGAN, CONFIGS, tiny, build_discriminator,
+    description="BicycleGAN: add-all U-Net G + ResNet E, one global code; cVAE-GAN + cLR-GAN objective",
+    paper="Zhu et al., NeurIPS 2017 (junyanz/BicycleGAN); GroupDNet paper Tables 1-2 (58.4 M printed)",
 )

@@ -1,10 +1,16 @@
-"""Loading official and smisbench checkpoints strictly, with a precise account of what does not fit."""
+"""Checkpoint files: safe reading, strict name/shape comparison, and smisbench bundles on disk.
+
+These are the pieces; :mod:`smisbench.models.loader` puts them together into the one loader
+every command, the harness and the Python API use.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,6 +23,9 @@ from smisbench.io import atomic_torch_save, sha256_file
 
 # official checkpoint names per part: checkpoints/<name>/latest_net_{G,E,D}.pth
 OFFICIAL_FILES = {"G": "latest_net_G.pth", "E": "latest_net_E.pth", "D": "latest_net_D.pth"}
+BUNDLE_FORMAT = "smisbench-model/1"
+CLEAN_FILE_FIX = ("use the file from the model's official release (checkpoints/<name>/latest_net_G.pth) "
+                  "or a bundle written by `smisbench train` / `smisbench import-checkpoint`, and compare its sha256")
 
 
 @dataclass
@@ -36,6 +45,7 @@ class FitReport:
         return not (self.missing or self.unexpected or self.wrong_shape)
 
     def describe(self, limit: int = 20) -> str:
+        """Every difference, one kind per line (``inspect-checkpoint``)."""
         lines = [f"{self.source}: " + ("fits (strict load)" if self.fits else "does not fit")]
         if self.stripped_prefix:
             lines.append(f"  stripped prefix {self.stripped_prefix!r} (DataParallel)")
@@ -49,25 +59,66 @@ class FitReport:
             lines.append(f"  dropped {len(self.dropped_legacy)} legacy entries: " + ", ".join(self.dropped_legacy[:limit]))
         return "\n".join(lines)
 
+    def summary(self, limit: int = 3) -> str:
+        """The first differences of each kind on one line (for an ``error:`` line)."""
+        def first(items: list[str]) -> str:
+            return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a checkpoint file, with torch's safe (weights-only) unpickler."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing keys: {first(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected keys: {first(self.unexpected)}")
+        if self.wrong_shape:
+            shapes = [f"{k} (file {tuple(a)}, network {tuple(b)})" for k, a, b in self.wrong_shape]
+            parts.append(f"{len(shapes)} mis-shaped keys: {first(shapes)}")
+        return "; ".join(parts) or "fits"
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """``torch.load`` with the weights-only unpickler; a file that holds code is refused, never run."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist", "check the path (official files are checkpoints/<name>/latest_net_G.pth)")
+        raise WeightsError(f"checkpoint {path} does not exist",
+                           "check the path (official files are checkpoints/<name>/latest_net_G.pth)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt, truncated or not a torch file
-        raise WeightsError(f"cannot read checkpoint {path}: {err}", "download the file again and compare its sha256") from err
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = _GLOBAL.search(str(err))
+        if found:  # torch's own text would suggest turning safety off: say what the file holds instead
+            raise WeightsError(
+                f"{path} holds pickled Python code ({found.group(1)}) that safe loading refuses to run",
+                "do not run this file; " + CLEAN_FILE_FIX) from None
+        raise WeightsError(f"cannot read checkpoint {path}: not a torch file, or corrupt", CLEAN_FILE_FIX) from None
+    except Exception as err:  # truncated zip, wrong magic number, I/O error
+        reason = str(err).split(".")[0].strip()
+        raise WeightsError(f"cannot read checkpoint {path}: {reason}", "download the file again and compare its sha256") from None
+
+
+def is_bundle(payload: Any) -> bool:
+    return isinstance(payload, Mapping) and payload.get("format") == BUNDLE_FORMAT
+
+
+def tensors_of(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded official file (plain, or under ``state_dict``/``model``/``netG``)."""
     for key in ("state_dict", "model", "netG"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path} holds no state dict of tensors", "pass a latest_net_*.pth file or a smisbench bundle")
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{source} holds no state dict of tensors", "pass a latest_net_*.pth file or a smisbench bundle")
     return dict(obj)
 
 
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from an official checkpoint file, read safely."""
+    return tensors_of(safe_load(path), str(path))
+
+
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> tuple[dict[str, torch.Tensor], str | None]:
+    """Names without the ``module.`` that ``nn.DataParallel`` adds when every key has it."""
     if state and all(k.startswith(prefix) for k in state):
         return {k[len(prefix):]: v for k, v in state.items()}, prefix
     return state, None
@@ -94,17 +145,26 @@ def compare(
     return report, state
 
 
+def load_state(network: nn.Module, state: dict[str, torch.Tensor], source: str, what: str,
+               legacy_filter: Callable[[dict], tuple[dict, list[str]]] | None = None) -> FitReport:
+    """Load ``state`` strictly; a misfit names its first missing, unexpected and mis-shaped keys."""
+    report, state = compare(network, state, source, legacy_filter)
+    if not report.fits:
+        raise WeightsError(f"{source} does not fit {what}: {report.summary()}",
+                           "pass the --model/--dataset (and part) the file was trained with; "
+                           "`smisbench inspect-checkpoint` lists every difference")
+    network.load_state_dict(state, strict=True)
+    return report
+
+
 def load_into(
     network: nn.Module,
     path: str | os.PathLike,
     legacy_filter: Callable[[dict], tuple[dict, list[str]]] | None = None,
 ) -> FitReport:
-    """Load a checkpoint file into ``network`` with ``strict=True``; raise with the full report if it does not fit."""
-    report, state = compare(network, read_state_dict(path), str(path), legacy_filter)
+    """Load one official checkpoint file into ``network`` with ``strict=True``."""
+    report = load_state(network, read_state_dict(path), str(path), type(network).__name__, legacy_filter)
     report.sha256 = sha256_file(path)
-    if not report.fits:
-        raise WeightsError(report.describe(), "pick the --model/--dataset/--part the file was trained with")
-    network.load_state_dict(state, strict=True)
     return report
 
 
@@ -126,9 +186,9 @@ def network_part(model: nn.Module, part: str, discriminator: Callable[[], nn.Mod
 # ----- smisbench bundles: one file with config, weights and provenance -----
 
 def save_bundle(path: str | os.PathLike, model: nn.Module, config: Any, extra: dict | None = None) -> None:
-    """Write model weights with their config and provenance atomically (loadable by :func:`load_bundle`)."""
+    """Write model weights with their config and provenance atomically (read back by the loader)."""
     payload = {
-        "format": "smisbench-model/1",
+        "format": BUNDLE_FORMAT,
         "model": model.model_name,
         "config": json.dumps(dataclasses.asdict(config), default=list),
         "state_dict": model.state_dict(),
@@ -138,40 +198,8 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, config: Any, extra: d
 
 
 def load_bundle(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by :func:`save_bundle` (strict load)."""
-    from smisbench.models.registry import build_model
+    """Rebuild whatever model a smisbench bundle holds (strict load), with its info (sha256 and extras)."""
+    from smisbench.models.loader import load_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"model file {path} does not exist", "train a model with `smisbench train` or import one with `smisbench import-checkpoint`")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "smisbench-model/1":
-        raise WeightsError(f"{path} is not a smisbench model bundle", "official latest_net_*.pth files are read with `smisbench import-checkpoint`")
-    config = json.loads(payload["config"])
-    dataset = config.pop("dataset")
-    model = build_model(payload["model"], dataset, **_restore_tuples(payload["model"], dataset, config))
-    model.load_state_dict(payload["state_dict"], strict=True)
-    return model, {"sha256": sha256_file(path), **json.loads(payload["extra"])}
-
-
-def _restore_tuples(name: str, dataset: str, fields: dict) -> dict:
-    """JSON turns tuples (and nested dataclasses) into lists/dicts; rebuild them from the default config's types."""
-    from smisbench.models.registry import model_config
-
-    default = model_config(name, dataset)
-    out = {}
-    for f in dataclasses.fields(default):
-        if f.name not in fields:
-            continue
-        value, reference = fields[f.name], getattr(default, f.name)
-        out[f.name] = _like(reference, value)
-    return out
-
-
-def _like(reference: Any, value: Any) -> Any:
-    if dataclasses.is_dataclass(reference) and isinstance(value, dict):
-        return type(reference)(**{f.name: _like(getattr(reference, f.name), value[f.name]) for f in dataclasses.fields(reference)})
-    if isinstance(reference, tuple) and isinstance(value, list):
-        items = list(reference) or [None]
-        return tuple(_like(items[min(i, len(items) - 1)], v) for i, v in enumerate(value))
-    return value
+    loaded = load_model(path)
+    return loaded.model, loaded.info

@@ -13,14 +13,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_models)
 
     p = sub.add_parser("inspect-checkpoint", help="check that a checkpoint file loads strictly into a network")
-    p.add_argument("file")
+    p.add_argument("file", help="an official latest_net_{G,E,D}.pth, a release folder, or a smisbench bundle")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--part", choices=("G", "E", "D"), default="G")
     p.set_defaults(func=_inspect)
 
     p = sub.add_parser("import-checkpoint", help="load official latest_net_{G,E}.pth files and save a smisbench model file")
-    p.add_argument("source", help="a checkpoints/<name>/ folder with latest_net_*.pth, or one latest_net_G.pth")
+    p.add_argument("source", help="a checkpoints/<name>/ folder with latest_net_*.pth, or one latest_net_G.pth "
+                   "(config read off the file where a family's releases differ)")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="smisbench model file to write (.pt)")
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="semantically multi-modal samples for one label map, saved as a grid PNG")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--weights", help="smisbench model file (from train or import-checkpoint); random weights if absent")
+    p.add_argument("--weights", help="a smisbench bundle, an official latest_net_G.pth or a release folder of "
+                   "--model/--dataset; random weights if absent")
     p.add_argument("--label", required=True, help="label map PNG in the dataset's label ids")
     p.add_argument("--instance", help="instance-id PNG (Cityscapes)")
     p.add_argument("--classes", type=int, nargs="*", help="classes to redraw, one grid column each (default: every present class)")
@@ -72,6 +74,8 @@ def _build(name: str, dataset: str):
 
 
 def _models(args) -> int:
+    from smisbench.formatting import fixed
+
     rows = model_table(args.dataset)
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -79,21 +83,18 @@ def _models(args) -> int:
     print(f"{'model':24} {'dataset':12} {'codes':10} {'G+E (M)':>9} {'G':>12} {'E':>11} {'D':>10}")
     for r in rows:
         d = f"{r['D']:,}" if r["D"] is not None else "-"
-        print(f"{r['model']:24} {r['dataset']:12} {r['codes']:10} {r['G+E'] / 1e6:9.2f} {r['G']:12,} {r['E']:11,} {d:>10}")
+        print(f"{r['model']:24} {r['dataset']:12} {r['codes']:10} {fixed(r['G+E'] / 1e6, 2, 9)} {r['G']:12,} {r['E']:11,} {d:>10}")
     return 0
 
 
 def _inspect(args) -> int:
-    from smisbench.io import sha256_file
-    from smisbench.models.checkpoints import compare, network_part, read_state_dict
-    from smisbench.models.registry import build_discriminator, build_model, get_entry
+    from smisbench.models.loader import check_checkpoint
 
-    entry = get_entry(args.model)
-    model = build_model(args.model, args.dataset)
-    net = network_part(model, args.part, lambda: build_discriminator(args.model, args.dataset))
-    report, _ = compare(net, read_state_dict(args.file), args.file, entry.checkpoint_filter)
+    report, inferred = check_checkpoint(args.file, args.model, args.dataset, args.part)
     print(report.describe(limit=50))
-    print(f"sha256 {sha256_file(args.file)}")
+    if inferred:
+        print("config read off the file: " + ", ".join(f"{k}={v}" for k, v in inferred.items()))
+    print(f"sha256 {report.sha256}")
     if report.fits:
         print(f"OK: {args.file} loads strictly into {args.model}/{args.dataset} part {args.part}")
         return 0
@@ -102,56 +103,47 @@ def _inspect(args) -> int:
 
 
 def _import(args) -> int:
-    from pathlib import Path
+    from smisbench.models.checkpoints import save_bundle
+    from smisbench.models.loader import load_model
 
-    from smisbench.errors import SmisbenchError
-    from smisbench.models.checkpoints import OFFICIAL_FILES, load_into, read_state_dict, save_bundle
-    from smisbench.models.registry import build_model, get_entry, model_config
-
-    entry = get_entry(args.model)
-    source = Path(args.source)
-    files = {"G": source} if source.is_file() else {
-        part: source / name for part, name in OFFICIAL_FILES.items() if part != "D" and (source / name).is_file()
-    }
-    if "G" not in files:
-        raise SmisbenchError(f"no latest_net_G.pth in {source}", "point at the checkpoints/<name>/ folder of the release")
-    overrides = entry.config_from_checkpoint(read_state_dict(files["G"])) if entry.config_from_checkpoint else {}
-    model = build_model(args.model, args.dataset, **overrides)
-    if model.netE is not None and "E" not in files:
-        print(f"note: {source} has no latest_net_E.pth; the encoder keeps random weights (sampling works, encoding does not)")
-    loaded = {}
-    for part, path in files.items():
-        net = model.netG if part == "G" else model.netE
-        if net is None:
-            continue
-        report = load_into(net, path, entry.checkpoint_filter)
+    loaded = load_model(args.source, args.model, args.dataset)
+    for report in loaded.reports:
         print(report.describe())
-        loaded[part] = {"file": str(path), "sha256": report.sha256}
-    save_bundle(args.out, model, model_config(args.model, args.dataset, **overrides), {"imported": loaded})
+    if loaded.inferred:
+        print("config read off the file: " + ", ".join(f"{k}={v}" for k, v in loaded.inferred.items()))
+    for note in loaded.notes:
+        print(f"note: {note}")
+    save_bundle(args.out, loaded.model, loaded.config, {"imported": loaded.files})
     print(f"wrote {args.out}")
     return 0
 
 
 def _sample(args) -> int:
-    import numpy as np
     import torch
-    from PIL import Image
 
+    from smisbench.labels import read_label_map, resize_ids
     from smisbench.models import smis
-    from smisbench.models.checkpoints import load_bundle
+    from smisbench.models.loader import load_model
     from smisbench.models.registry import build_model
     from smisbench.imaging import save_smis_grid
     from smisbench.runtime import pick_device
 
     device = pick_device(args.device)
-    model = load_bundle(args.weights)[0] if args.weights else build_model(args.model, args.dataset)
+    if args.weights:  # must belong to --model/--dataset: a bundle of another model is refused
+        loaded = load_model(args.weights, args.model, args.dataset)
+        model = loaded.model
+        for note in loaded.notes:
+            print(f"note: {note}")
+    else:
+        model = build_model(args.model, args.dataset)
     model = model.to(device).eval()
-    label = torch.from_numpy(np.array(Image.open(args.label), dtype=np.int64))
-    instance = torch.from_numpy(np.array(Image.open(args.instance), dtype=np.int64)) if args.instance else None
+    label, instance = read_label_map(args.label, model.dataset, args.instance)
     size = model.dataset.size
-    label = torch.nn.functional.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
-    if instance is not None:
-        instance = torch.nn.functional.interpolate(instance[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    if tuple(label.shape) != tuple(size):
+        print(f"note: label map {args.label} is {label.shape[1]}x{label.shape[0]}; resized (nearest) to "
+              f"{size[1]}x{size[0]}, the {model.dataset.name} size (width x height)")
+        label = resize_ids(label, size)
+        instance = resize_ids(instance, size) if instance is not None else None
     semantics = model.semantics(label, instance, source=args.label)
     classes = args.classes if args.classes else torch.unique(label).tolist()
     generator = torch.Generator().manual_seed(args.seed)

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from smisbench.datasets_config import DatasetConfig, get_dataset_config
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
-from smisbench.models.bicyclegan import MultiPatchDiscriminator, ParamReference, UnetGenerator
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.models.base import CodesKind, LatentLayout
+from smisbench.models.bicyclegan import MultiPatchDiscriminator, ParamReference, UnetGANConfig, unet_generator
+from smisbench.models.family import FamilyModel, config_values, global_code, register_family
 
 PAPER_PARAMS = ParamReference(
     paper_millions=58.4,
@@ -35,47 +34,36 @@ PAPER_PARAMS = ParamReference(
 
 
 @dataclass(frozen=True)
-class DSCGANConfig:
+class DSCGANConfig(UnetGANConfig):
     """Generator/discriminator options (BicycleGAN's names) and DSGAN's loss weights.
 
     ``lambda_ne`` is 8 in DSGAN's BicycleGAN-network configs (facades, maps) and 10 in its pix2pixHD one
     (Cityscapes); every config here uses BicycleGAN's networks, so 8.
     """
 
-    dataset: str
-    nz: int = 8
-    ngf: int = 64
-    ndf: int = 64
-    num_downs: int = 8
     num_D: int = 2
-    n_layers_D: int = 3
-    use_dropout: bool = True
+    use_dropout: bool = field(default=True, kw_only=True)  # DSGAN trains BicycleGAN's U-Net with dropout
     lambda_ne: float = 8.0
-    lambda_L1: float = 10.0
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
 
-class DSCGAN(SMISModel):
+class DSCGAN(FamilyModel):
     """BicycleGAN's generator with one global code and no encoder (GLOBAL codes kind)."""
 
     codes_kind = CodesKind.GLOBAL
 
-    def __init__(self, config: DSCGANConfig):
-        super().__init__(config.data)
-        self.config = config
-        self.latent = LatentLayout(draw_shape=(config.nz,), shape=(config.nz,), per_class=False)
-        self.netG = UnetGenerator(config.data.input_nc, config.nz, config.ngf, config.num_downs, config.use_dropout)
+    def build_generator(self, config: DSCGANConfig) -> nn.Module:
+        return unet_generator(config)
+
+    def latent_layout(self, config: DSCGANConfig) -> LatentLayout:
+        return global_code(config.nz)
+
+    def init_weights(self) -> None:
+        """DSGAN keeps PyTorch's default initialisation."""
 
     def training_objective(self, discriminator: nn.Module, **options):
         from smisbench.models.objectives_baselines import DSCGANObjective
 
-        weights = dict(lambda_ne=self.config.lambda_ne, lambda_L1=self.config.lambda_L1)
-        weights.update(options)
-        return DSCGANObjective(discriminator, **weights)
+        return DSCGANObjective(discriminator, **config_values(self.config, ("lambda_ne", "lambda_L1"), options))
 
 
 class ConditionalPatchDiscriminator(MultiPatchDiscriminator):
@@ -95,22 +83,16 @@ def build_discriminator(config: DSCGANConfig) -> ConditionalPatchDiscriminator:
     return ConditionalPatchDiscriminator(config.data.input_nc, config.ndf, config.n_layers_D, config.num_D)
 
 
-def _configs() -> dict[str, DSCGANConfig]:
-    note = "BicycleGAN's unet_256 add-all G (dropout in training), no encoder, conditional basic_256_multi D"
-    configs = {name: DSCGANConfig(name, notes=note) for name in ("deepfashion", "cityscapes", "ade20k")}
-    if synthetic_available():
-        configs["synthetic"] = DSCGANConfig("synthetic", ngf=8, ndf=8, num_downs=6, notes="tiny smoke-test widths, unet_64")
-    return configs
+_NOTE = "BicycleGAN's unet_256 add-all G (dropout in training), no encoder, conditional basic_256_multi D"
 
 
-ENTRY = register(
-    ModelEntry(
-        name="dscgan",
-        description="DSCGAN: diversity-sensitive regularisation on a conditional GAN with BicycleGAN's G; one global code",
-        codes_kind=CodesKind.GLOBAL,
-        configs=_configs,
-        build=DSCGAN,
-        build_discriminator=build_discriminator,
-        paper="Yang et al., ICLR 2019 (maga33/DSGAN); GroupDNet paper Tables 1-2 (58.4 M printed)",
-    )
+def tiny(dataset: str) -> DSCGANConfig:
+    return DSCGANConfig(dataset, ngf=8, ndf=8, num_downs=6, notes="tiny smoke-test widths, unet_64")
+
+
+ENTRY = register_family(
+    "dscgan", DSCGAN, {name: DSCGANConfig(name, notes=_NOTE) for name in ("deepfashion", "cityscapes", "ade20k")},
+    tiny, build_discriminator,
+    description="DSCGAN: diversity-sensitive regularisation on a conditional GAN with BicycleGAN's G; one global code",
+    paper="Yang et al., ICLR 2019 (maga33/DSGAN); GroupDNet paper Tables 1-2 (58.4 M printed)",
 )

@@ -7,18 +7,19 @@ switches for the paper's ablations live in the same config.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smisbench.datasets_config import DatasetConfig, get_dataset_config
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
-from smisbench.models.discriminator import discriminator_for
-from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.datasets_config import get_dataset_config
+from smisbench.models.base import CodesKind, LatentLayout
+from smisbench.models.family import CGNormConfig, FamilyModel, cgnorm_discriminator, per_class_codes, register_family
+from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,9 @@ class BlockSpec:
 
 
 @dataclass(frozen=True)
-class GroupDNetConfig:
+class GroupDNetConfig(CGNormConfig):
     """Everything that shapes a GroupDNet; ``norm_rule`` picks how CG-Norm's label branch is sized."""
 
-    dataset: str
     fc_out: int
     blocks: tuple[BlockSpec, ...]
     encoder_widths: tuple[int, ...]
@@ -45,18 +45,7 @@ class GroupDNetConfig:
     z_per_class: int = 8
     latent_hw: tuple[int, int] = (4, 4)
     dead_blocks: tuple[BlockSpec, ...] = ()  # kept in the state dict, never run (ADE20K's up_4)
-    spectral: bool = True  # ablation "w/o SpecNorm" sets False
-    norm_kind: str = "batch"  # ablation "GroupNorm" sets "group"; SyncBN is applied by the trainer
-    sync_bn: bool = True  # ablation "w/o SyncBN": the trainer keeps per-GPU BatchNorm
     encoder_split: bool = True  # ablation "w/o split" feeds the whole image to every group
-    ndf: int = 64  # discriminator width
-    num_D: int = 2
-    n_layers_D: int = 4
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
 
 def _norm_spec(config: GroupDNetConfig, groups: int) -> NormSpec:
@@ -151,37 +140,37 @@ def split_by_class(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return crops.reshape(b, 3 * c, h, w)
 
 
-class GroupDNet(SMISModel):
-    """Generator + grouped encoder with per-class latent maps: class c owns z channels [8c, 8c+8)."""
+class PerClassModel(FamilyModel):
+    """Per-class code maps (class c owns z channels [k*c, k*(c+1))), encoded from each class's own crop.
+
+    Its configs carry ``z_per_class`` (k) and ``latent_hw`` (GroupDNet, GroupEnc, MulNet and variants).
+    """
 
     codes_kind = CodesKind.PER_CLASS
 
-    def __init__(self, config: GroupDNetConfig):
-        super().__init__(config.data)
-        self.config = config
-        self.netG = self.build_generator(config)
-        self.netE = self.build_encoder(config)
-        self.latent = self.latent_layout(config)
-        xavier_init(self)
+    def latent_layout(self, config: Any) -> LatentLayout:
+        return per_class_codes(config.data.semantic_nc, config.z_per_class, config.latent_hw)
 
-    # Hooks so variants (baselines, ablations) swap one network and keep the rest.
+    def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        return split_by_class(image, semantics[:, : self.dataset.semantic_nc])
+
+
+class GroupDNet(PerClassModel):
+    """Generator + grouped encoder with per-class latent maps: class c owns z channels [8c, 8c+8).
+
+    Variants (baselines, ablations) override one of the build hooks and keep the rest.
+    """
+
     def build_generator(self, config: GroupDNetConfig) -> nn.Module:
         return GroupDNetGenerator(config)
 
     def build_encoder(self, config: GroupDNetConfig) -> nn.Module:
         return GroupDNetEncoder(config)
 
-    def latent_layout(self, config: GroupDNetConfig) -> LatentLayout:
-        # the official sampler draws randn(B, C, 8, h*w) and views it as (B, 8C, h, w)
-        classes, (h, w) = config.data.semantic_nc, config.latent_hw
-        return LatentLayout((classes, config.z_per_class, h * w), (classes * config.z_per_class, h, w), True)
-
     def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        masks = semantics[:, : self.dataset.semantic_nc]
         if not self.config.encoder_split:  # ablation: every group sees the whole image
             return image.repeat(1, self.dataset.semantic_nc, 1, 1)
-        return split_by_class(image, masks)
-
+        return super().encoder_input(image, semantics)
 
 
 def _blocks(rows: list[tuple[str, int, int, int, bool]]) -> tuple[BlockSpec, ...]:
@@ -201,28 +190,24 @@ def _ladder(channels: list[int], groups: list[int]) -> tuple[BlockSpec, ...]:
     return _blocks(rows)
 
 
+def _official(dataset: str, channels: list[int], groups: list[int], encoder: tuple[int, ...],
+              **rest: Any) -> GroupDNetConfig:
+    """A released configuration from its ladder (``fc`` outputs the first block's input width)."""
+    return GroupDNetConfig(dataset, channels[0], _ladder(channels, groups), encoder, **rest)
+
+
 OFFICIAL_CONFIGS: dict[str, GroupDNetConfig] = {
-    "deepfashion": GroupDNetConfig(
-        dataset="deepfashion",
-        fc_out=2560,
-        blocks=_ladder([2560, 2560, 2560, 2560, 1280, 640, 320, 160], [8, 8, 4, 4, 2, 2, 1]),
-        encoder_widths=(256, 512, 1024, 2048, 2048, 2048),
+    "deepfashion": _official(
+        "deepfashion", [2560, 2560, 2560, 2560, 1280, 640, 320, 160], [8, 8, 4, 4, 2, 2, 1],
+        (256, 512, 1024, 2048, 2048, 2048),
     ),
-    "cityscapes": GroupDNetConfig(
-        dataset="cityscapes",
-        fc_out=4480,
-        blocks=_ladder([4480, 4480, 4480, 4480, 2240, 1120, 560, 280], [35, 35, 20, 14, 10, 4, 1]),
-        encoder_widths=(350, 700, 1400, 2800, 2800, 2800),
-        norm_rule="cityscapes",
-        latent_hw=(4, 8),
+    "cityscapes": _official(
+        "cityscapes", [4480, 4480, 4480, 4480, 2240, 1120, 560, 280], [35, 35, 20, 14, 10, 4, 1],
+        (350, 700, 1400, 2800, 2800, 2800), norm_rule="cityscapes", latent_hw=(4, 8),
     ),
-    "ade20k": GroupDNetConfig(
-        dataset="ade20k",
-        fc_out=2416,
-        blocks=_ladder([2416, 2416, 2048, 1024, 1024, 512, 256, 128], [151, 16, 16, 8, 4, 2, 1]),
-        encoder_widths=(604, 1208, 2416, 4832, 4832, 4832),
-        norm_rule="ade20k",
-        dead_blocks=_blocks([("up_4", 128, 64, 1, True)]),
+    "ade20k": _official(
+        "ade20k", [2416, 2416, 2048, 1024, 1024, 512, 256, 128], [151, 16, 16, 8, 4, 2, 1],
+        (604, 1208, 2416, 4832, 4832, 4832), norm_rule="ade20k", dead_blocks=_blocks([("up_4", 128, 64, 1, True)]),
         notes="up_4 (1.868 M parameters) is in the released state dict but never run",
     ),
 }
@@ -262,32 +247,11 @@ def tiny_config(dataset: str, per_class: int = 16, z_per_class: int = 8, **overr
         n_layers_D=3,
         notes="tiny configuration for low-resolution CPU runs",
     )
-    return GroupDNetConfig(**{**config.__dict__, **overrides})
+    return dataclasses.replace(config, **overrides)
 
 
-def groupdnet_discriminator(config: GroupDNetConfig) -> nn.Module:
-    return discriminator_for(config.data.input_nc, config.ndf, config.n_layers_D, config.num_D, config.spectral)
-
-
-def groupdnet_configs() -> dict[str, GroupDNetConfig]:
-    configs = dict(OFFICIAL_CONFIGS)
-    configs.update(_tiny_configs())
-    return configs
-
-
-def _tiny_configs() -> dict[str, GroupDNetConfig]:
-    """Tiny configs for the embedded synthetic dataset when it is available."""
-    return {"synthetic": tiny_config("synthetic")} if synthetic_available() else {}
-
-
-register(
-    ModelEntry(
-        name="groupdnet",
-        description="GroupDNet: grouped encoder (per-class latent maps) + grouped CG-Block decoder",
-        codes_kind=CodesKind.PER_CLASS,
-        configs=groupdnet_configs,
-        build=GroupDNet,
-        build_discriminator=groupdnet_discriminator,
-        paper="Zhu et al., Semantically Multi-modal Image Synthesis, CVPR 2020",
-    )
+register_family(
+    "groupdnet", GroupDNet, OFFICIAL_CONFIGS, tiny_config, cgnorm_discriminator,
+    description="GroupDNet: grouped encoder (per-class latent maps) + grouped CG-Block decoder",
+    paper="Zhu et al., Semantically Multi-modal Image Synthesis, CVPR 2020",
 )

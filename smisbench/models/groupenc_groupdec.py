@@ -14,58 +14,42 @@ Neither configuration is published; both were chosen to reproduce Table 1's para
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
+from smisbench.models.family import CGNormConfig, cgnorm_discriminator, register_family
 from smisbench.models.groupdnet import (
     OFFICIAL_CONFIGS,
     GroupDNet,
     GroupDNetConfig,
     GroupDNetEncoder,
-    groupdnet_discriminator,
-    split_by_class,
+    PerClassModel,
     tiny_config,
 )
 from smisbench.models.groupnet import derive_config
-from smisbench.models.layers import ConvEncoderTrunk, xavier_init
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.models.layers import ConvEncoderTrunk
 from smisbench.models.spade import SpadeConfig, SpadeGenerator
 
 # ----------------------------------------------------------------------------------------------- GroupEnc
 
 
 @dataclass(frozen=True)
-class GroupEncConfig:
+class GroupEncConfig(CGNormConfig):
     """SPADE decoder shape + GroupDNet grouped-encoder shape.
 
     The encoder fields carry GroupDNetConfig's names (``encoder_widths``, ``z_per_class``, ``spectral``),
     so GroupDNet's encoder is built from this config unchanged.
     """
 
-    dataset: str
     ngf: int = 64
     upsampling: str = "more"
     norm_hidden: int = 128
     encoder_widths: tuple[int, ...] = (256, 512, 1024, 2048, 2048, 2048)
     z_per_class: int = 8
     latent_hw: tuple[int, int] = (4, 4)
-    spectral: bool = True
-    norm_kind: str = "batch"
-    sync_bn: bool = True  # the trainer converts BatchNorm to SyncBatchNorm when True
-    ndf: int = 64
-    num_D: int = 2
-    n_layers_D: int = 4
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
     def spade_config(self) -> SpadeConfig:
         """The VSPADE decoder this model keeps (its Linear fc is replaced; z_dim only sizes that placeholder)."""
@@ -89,32 +73,19 @@ class GroupEncGenerator(SpadeGenerator):
         code_channels = config.data.semantic_nc * config.z_per_class
         self.fc = nn.Conv2d(code_channels, 16 * config.ngf, 3, padding=1)
 
-    def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        x = self.fc(z)
-        for name, upsample in self.schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, semantics)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+    def start_map(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(z)
 
 
-class GroupEnc(SMISModel):
+class GroupEnc(PerClassModel):
     """Per-class codes from the grouped encoder (class c owns z channels [8c, 8c+8)); the decoder is SPADE's,
     so redrawing one class's code may change every class's pixels (Table 1: mOCD 0.0065)."""
 
-    codes_kind = CodesKind.PER_CLASS
+    def build_generator(self, config: GroupEncConfig) -> nn.Module:
+        return GroupEncGenerator(config)
 
-    def __init__(self, config: GroupEncConfig):
-        super().__init__(config.data)
-        self.config = config
-        classes, (h, w) = config.data.semantic_nc, config.latent_hw
-        self.netG = GroupEncGenerator(config)
-        self.netE = GroupDNetEncoder(config)  # reads data, encoder_widths, z_per_class, spectral
-        self.latent = LatentLayout((classes, config.z_per_class, h * w), (classes * config.z_per_class, h, w), True)
-        xavier_init(self)
-
-    def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        return split_by_class(image, semantics[:, : self.dataset.semantic_nc])
+    def build_encoder(self, config: GroupEncConfig) -> nn.Module:
+        return GroupDNetEncoder(config)  # reads data, encoder_widths, z_per_class, spectral
 
 
 def groupenc_deepfashion() -> GroupEncConfig:
@@ -150,14 +121,6 @@ def groupenc_tiny(dataset: str) -> GroupEncConfig:
     )
 
 
-def groupenc_configs() -> dict[str, GroupEncConfig]:
-    """DeepFashion only: the paper ran GroupEnc for Table 1 (DeepFashion) alone."""
-    configs = {"deepfashion": groupenc_deepfashion()}
-    if synthetic_available():
-        configs["synthetic"] = groupenc_tiny("synthetic")
-    return configs
-
-
 # ----------------------------------------------------------------------------------------------- GroupDec
 
 
@@ -188,8 +151,6 @@ class GroupDec(GroupDNet):
     encoder sees the whole image, so every class's encoded block depends on every class's pixels.
     """
 
-    codes_kind = CodesKind.PER_CLASS
-
     def build_encoder(self, config: GroupDecConfig) -> nn.Module:
         return GroupDecEncoder(config)
 
@@ -212,34 +173,14 @@ def groupdec_tiny(dataset: str) -> GroupDecConfig:
     return derive_config(base, GroupDecConfig, encoder_widths=widths)
 
 
-def groupdec_configs() -> dict[str, GroupDecConfig]:
-    """DeepFashion only: the paper ran GroupDec for Table 1 (DeepFashion) alone."""
-    configs = {"deepfashion": groupdec_deepfashion()}
-    if synthetic_available():
-        configs["synthetic"] = groupdec_tiny("synthetic")
-    return configs
-
-
-register(
-    ModelEntry(
-        name="groupenc",
-        description="GroupEnc: VSPADE with a class-grouped encoder (per-class code maps) and SPADE's decoder",
-        codes_kind=CodesKind.PER_CLASS,
-        configs=groupenc_configs,
-        build=GroupEnc,
-        build_discriminator=groupdnet_discriminator,  # reads data, ndf, n_layers_D, num_D, spectral
-        paper="Zhu et al. CVPR 2020, Table 1 (GroupEnc, 105.5 M)",
-    )
+# DeepFashion only: the paper ran GroupEnc and GroupDec for Table 1 (DeepFashion) alone.
+register_family(
+    "groupenc", GroupEnc, {"deepfashion": groupenc_deepfashion()}, groupenc_tiny, cgnorm_discriminator,
+    description="GroupEnc: VSPADE with a class-grouped encoder (per-class code maps) and SPADE's decoder",
+    paper="Zhu et al. CVPR 2020, Table 1 (GroupEnc, 105.5 M)",
 )
-
-register(
-    ModelEntry(
-        name="groupdec",
-        description="GroupDec: VSPADE with GroupDNet's class-grouped decoder and an ungrouped encoder",
-        codes_kind=CodesKind.PER_CLASS,
-        configs=groupdec_configs,
-        build=GroupDec,
-        build_discriminator=groupdnet_discriminator,
-        paper="Zhu et al. CVPR 2020, Table 1 (GroupDec, 111.3 M)",
-    )
+register_family(
+    "groupdec", GroupDec, {"deepfashion": groupdec_deepfashion()}, groupdec_tiny, cgnorm_discriminator,
+    description="GroupDec: VSPADE with GroupDNet's class-grouped decoder and an ungrouped encoder",
+    paper="Zhu et al. CVPR 2020, Table 1 (GroupDec, 111.3 M)",
 )

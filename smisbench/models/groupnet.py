@@ -22,17 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind
+from smisbench.models.family import cgnorm_discriminator, register_family
 from smisbench.models.groupdnet import (
     OFFICIAL_CONFIGS,
     GroupDNet,
     GroupDNetConfig,
     GroupDNetGenerator,
     _ladder,
-    groupdnet_discriminator,
     tiny_config,
 )
-from smisbench.models.registry import ModelEntry, register, synthetic_available
 
 
 @dataclass(frozen=True)
@@ -85,8 +83,6 @@ class GroupNetGenerator(GroupDNetGenerator):
 class GroupNet(GroupDNet):
     """Grouped encoder (per-class code maps, as GroupDNet) + class-grouped decoder + fusion module."""
 
-    codes_kind = CodesKind.PER_CLASS
-
     def build_generator(self, config: GroupNetConfig) -> nn.Module:
         return GroupNetGenerator(config)
 
@@ -129,22 +125,9 @@ def groupnet_tiny(dataset: str, per_class: int = 32) -> GroupNetConfig:
     )
 
 
-def groupnet_configs() -> dict[str, GroupNetConfig]:
-    """DeepFashion only, as the paper (GroupNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion)."""
-    configs = {"deepfashion": groupnet_deepfashion()}
-    if synthetic_available():
-        configs["synthetic"] = groupnet_tiny("synthetic")
-    return configs
-
-
-register(
-    ModelEntry(
-        name="groupnet",
-        description="GroupNet: class-grouped encoder and decoder (groups = C everywhere) + plain-conv fusion module",
-        codes_kind=CodesKind.PER_CLASS,
-        configs=groupnet_configs,
-        build=GroupNet,
-        build_discriminator=groupdnet_discriminator,
-        paper="Zhu et al. CVPR 2020, Sec. 3.4 and Table 1 (GroupNet, 97.7 M)",
-    )
+# DeepFashion only, as the paper (GroupNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion).
+register_family(
+    "groupnet", GroupNet, {"deepfashion": groupnet_deepfashion()}, groupnet_tiny, cgnorm_discriminator,
+    description="GroupNet: class-grouped encoder and decoder (groups = C everywhere) + plain-conv fusion module",
+    paper="Zhu et al. CVPR 2020, Sec. 3.4 and Table 1 (GroupNet, 97.7 M)",
 )

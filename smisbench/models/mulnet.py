@@ -16,43 +16,30 @@ Total 105,163,499 (paper 105.1, +0.06 M).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
-from smisbench.models.groupdnet import BlockSpec, _ladder, groupdnet_discriminator, split_by_class
+from smisbench.models.family import CGNormConfig, cgnorm_discriminator, register_family
+from smisbench.models.groupdnet import BlockSpec, PerClassModel, _ladder
 from smisbench.models.groupnet import GroupNetConfig, fusion_module, groupnet_tiny
-from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec
 
 
 @dataclass(frozen=True)
-class MulNetConfig:
+class MulNetConfig(CGNormConfig):
     """Shape of ONE sub-network (all C are alike) and of the fusion module."""
 
-    dataset: str
     blocks: tuple[BlockSpec, ...]  # one sub-decoder's CG-Blocks (their ``groups`` must be 1)
     encoder_widths: tuple[int, ...]  # one sub-encoder's stride-2 convs
     norm_hidden: int = 16  # CG-Norm hidden width; its label input is the class's own mask
     fusion_widths: tuple[int, ...] = (192, 192)
     z_per_class: int = 8
     latent_hw: tuple[int, int] = (4, 4)
-    spectral: bool = True
-    norm_kind: str = "batch"
-    sync_bn: bool = True  # the trainer converts BatchNorm to SyncBatchNorm when True
-    ndf: int = 64
-    num_D: int = 2
-    n_layers_D: int = 4
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
 
 class SubDecoder(nn.Module):
@@ -128,22 +115,14 @@ class MulNetEncoder(nn.Module):
         return torch.cat([mu for mu, _ in pairs], dim=1), torch.cat([logvar for _, logvar in pairs], dim=1)
 
 
-class MulNet(SMISModel):
+class MulNet(PerClassModel):
     """Per-class codes: class c's code map (z channels [8c, 8c+8)) reaches only sub-network c."""
 
-    codes_kind = CodesKind.PER_CLASS
+    def build_generator(self, config: MulNetConfig) -> nn.Module:
+        return MulNetGenerator(config)
 
-    def __init__(self, config: MulNetConfig):
-        super().__init__(config.data)
-        self.config = config
-        classes, (h, w) = config.data.semantic_nc, config.latent_hw
-        self.netG = MulNetGenerator(config)
-        self.netE = MulNetEncoder(config)
-        self.latent = LatentLayout((classes, config.z_per_class, h * w), (classes * config.z_per_class, h, w), True)
-        xavier_init(self)
-
-    def encoder_input(self, image: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        return split_by_class(image, semantics[:, : self.dataset.semantic_nc])
+    def build_encoder(self, config: MulNetConfig) -> nn.Module:
+        return MulNetEncoder(config)
 
     def pre_fusion(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.netG.pre_fusion(semantics, z)
@@ -165,23 +144,13 @@ def mulnet_from_groupnet(config: GroupNetConfig, **changes) -> MulNetConfig:
     blocks = tuple(
         BlockSpec(spec.name, spec.fin // classes, spec.fout // classes, 1, spec.upsample) for spec in config.blocks
     )
-    fields = {
-        "dataset": config.dataset,
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(MulNetConfig)}  # GroupNet has them all
+    widths = {
         "blocks": blocks,
         "encoder_widths": tuple(w // classes for w in config.encoder_widths),
         "norm_hidden": config.norm_hidden // classes,
-        "fusion_widths": config.fusion_widths,
-        "z_per_class": config.z_per_class,
-        "latent_hw": config.latent_hw,
-        "spectral": config.spectral,
-        "norm_kind": config.norm_kind,
-        "sync_bn": config.sync_bn,
-        "ndf": config.ndf,
-        "num_D": config.num_D,
-        "n_layers_D": config.n_layers_D,
-        "notes": config.notes,
     }
-    return MulNetConfig(**{**fields, **changes})
+    return MulNetConfig(**{**shared, **widths, **changes})
 
 
 def mulnet_deepfashion() -> MulNetConfig:
@@ -202,22 +171,9 @@ def mulnet_tiny(dataset: str) -> MulNetConfig:
     return mulnet_from_groupnet(groupnet_tiny(dataset))
 
 
-def mulnet_configs() -> dict[str, MulNetConfig]:
-    """DeepFashion only, as the paper (MulNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion)."""
-    configs = {"deepfashion": mulnet_deepfashion()}
-    if synthetic_available():
-        configs["synthetic"] = mulnet_tiny("synthetic")
-    return configs
-
-
-register(
-    ModelEntry(
-        name="mulnet",
-        description="MulNet: one encoder/decoder pair per class, fused by plain convs at the end",
-        codes_kind=CodesKind.PER_CLASS,
-        configs=mulnet_configs,
-        build=MulNet,
-        build_discriminator=groupdnet_discriminator,  # reads data, ndf, n_layers_D, num_D, spectral
-        paper="Zhu et al. CVPR 2020, Sec. 3.4 and Table 1 (MulNet, 105.1 M)",
-    )
+# DeepFashion only, as the paper (MulNet did not fit on GPUs for ADE20K; Table 1 is DeepFashion).
+register_family(
+    "mulnet", MulNet, {"deepfashion": mulnet_deepfashion()}, mulnet_tiny, cgnorm_discriminator,
+    description="MulNet: one encoder/decoder pair per class, fused by plain convs at the end",
+    paper="Zhu et al. CVPR 2020, Sec. 3.4 and Table 1 (MulNet, 105.1 M)",
 )

@@ -65,6 +65,14 @@ def _randn_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return torch.randn(t.shape, generator=generator, device="cpu").to(t.device, t.dtype)
 
 
+def fake_for_discriminator(fakes: Mapping[str, torch.Tensor] | None, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The generator step's detached ``fakes["fake"]`` or, without it, ``make()`` run without gradients."""
+    if fakes is not None:
+        return fakes["fake"].detach()
+    with torch.no_grad():
+        return make()
+
+
 def _terms(**values: torch.Tensor | float) -> dict[str, torch.Tensor]:
     return {k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))) for k, v in values.items()}
 
@@ -109,12 +117,8 @@ class Pix2PixHDObjective:
     def discriminator_loss(self, batch: Mapping, model: SMISModel, fakes: Mapping[str, torch.Tensor] | None = None,
                            generator: torch.Generator | None = None) -> LossResult:
         semantics, real = batch_inputs(model, batch)
-        if fakes is None:
-            with torch.no_grad():
-                fake = model.generate(semantics, None)
-        else:
-            fake = fakes["fake"]
-        d_fake = lsgan_loss(self._judge(semantics, fake.detach()), False)
+        fake = fake_for_discriminator(fakes, lambda: model.generate(semantics, None))
+        d_fake = lsgan_loss(self._judge(semantics, fake), False)
         d_real = lsgan_loss(self._judge(semantics, real), True)
         return LossResult((d_fake + d_real) * 0.5, _terms(D_fake=d_fake, D_real=d_real))
 
@@ -232,13 +236,11 @@ class DSCGANObjective:
     def discriminator_loss(self, batch: Mapping, model: SMISModel, fakes: Mapping[str, torch.Tensor] | None = None,
                            generator: torch.Generator | None = None) -> LossResult:
         semantics, real = batch_inputs(model, batch)
-        if fakes is None:
-            with torch.no_grad():
-                fake = model.generate(semantics, model.sample_z(real.shape[0], generator, real.device))
-        else:
-            fake = fakes["fake"]
+        fake = fake_for_discriminator(
+            fakes, lambda: model.generate(semantics, model.sample_z(real.shape[0], generator, real.device))
+        )
         d_real = lsgan_loss(self._judge(real, semantics), True)
-        d_fake = lsgan_loss(self._judge(fake.detach(), semantics), False)
+        d_fake = lsgan_loss(self._judge(fake, semantics), False)
         return LossResult((d_real + d_fake) * 0.5, _terms(D_real=d_real, D_fake=d_fake))
 
 

@@ -8,28 +8,26 @@ carry InstanceNorm ``running_mean``/``running_var`` entries that :func:`legacy_k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from smisbench.datasets_config import DATASETS, DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
-from smisbench.models.base import CodesKind, SMISModel
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.models.base import CodesKind
+from smisbench.models.family import FamilyModel, ModelConfig, config_values, register_family
 
 LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 @dataclass(frozen=True)
-class Pix2PixHDConfig:
+class Pix2PixHDConfig(ModelConfig):
     """pix2pixHD's generator/discriminator options (same names and defaults as its ``--`` flags).
 
     ``ngf`` is the width of the finest stage: with ``n_local_enhancers`` = 1 the global generator inside
     runs at ``2 * ngf`` on a half-resolution input (``--netG local``); with 0 it is the whole generator.
     """
 
-    dataset: str
     ngf: int = 64
     n_downsample_global: int = 4
     n_blocks_global: int = 9
@@ -40,11 +38,6 @@ class Pix2PixHDConfig:
     num_D: int = 2
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
 
 def _norm(channels: int) -> nn.Module:
@@ -220,23 +213,21 @@ def build_generator(config: Pix2PixHDConfig) -> nn.Module:
     return GlobalGenerator(input_nc, config.ngf, config.n_downsample_global, config.n_blocks_global)
 
 
-class Pix2PixHD(SMISModel):
+class Pix2PixHD(FamilyModel):
     """pix2pixHD generator behind the SMIS interface: no codes (``netG(semantics, None)``)."""
 
     codes_kind = CodesKind.NONE
 
-    def __init__(self, config: Pix2PixHDConfig):
-        super().__init__(config.data)
-        self.config = config
-        self.netG = build_generator(config)
+    def build_generator(self, config: Pix2PixHDConfig) -> nn.Module:
+        return build_generator(config)
+
+    def init_weights(self) -> None:
         normal_init(self.netG)
 
     def training_objective(self, discriminator: nn.Module, **options):
         from smisbench.models.objectives_baselines import Pix2PixHDObjective
 
-        c = self.config
-        settings = dict(n_layers_D=c.n_layers_D, lambda_feat=c.lambda_feat, lambda_vgg=c.lambda_vgg)
-        settings.update(options)
+        settings = config_values(self.config, ("n_layers_D", "lambda_feat", "lambda_vgg"), options)
         return Pix2PixHDObjective(discriminator, **settings)
 
 
@@ -293,35 +284,27 @@ LABEL2CITY_1024P = {"ngf": 32, "n_local_enhancers": 1}
 LABEL2CITY_1024P_SIZE = (1024, 2048)  # (H, W) it was trained and runs at
 
 
-def _configs() -> dict[str, Pix2PixHDConfig]:
-    shared = "global generator, pix2pixHD defaults (ngf 64, 4 downsamplings, 9 blocks); D: 3 layers, 2 scales, ndf 64"
-    configs = {
-        "deepfashion": Pix2PixHDConfig("deepfashion", notes=shared),
-        "cityscapes": Pix2PixHDConfig(
-            "cityscapes",
-            notes=shared + " at the benchmark's 256x512; the label2city_1024p release loads with "
-            "ngf=32, n_local_enhancers=1 and runs at 1024x2048 (LABEL2CITY_1024P, or infer_overrides(file))",
-        ),
-        "ade20k": Pix2PixHDConfig("ade20k", notes=shared),
-    }
-    if synthetic_available():
-        configs["synthetic"] = Pix2PixHDConfig(
-            "synthetic", ngf=8, n_downsample_global=2, n_blocks_global=2, ndf=8,
-            notes="tiny smoke-test widths for the 64x64 synthetic set",
-        )
-    return configs
+_SHARED_NOTE = "global generator, pix2pixHD defaults (ngf 64, 4 downsamplings, 9 blocks); D: 3 layers, 2 scales, ndf 64"
+CONFIGS = {
+    "deepfashion": Pix2PixHDConfig("deepfashion", notes=_SHARED_NOTE),
+    "cityscapes": Pix2PixHDConfig(
+        "cityscapes",
+        notes=_SHARED_NOTE + " at the benchmark's 256x512; the label2city_1024p release loads with "
+        "ngf=32, n_local_enhancers=1 and runs at 1024x2048 (LABEL2CITY_1024P, or infer_overrides(file))",
+    ),
+    "ade20k": Pix2PixHDConfig("ade20k", notes=_SHARED_NOTE),
+}
 
 
-ENTRY = register(
-    ModelEntry(
-        name="pix2pixhd",
-        description="pix2pixHD: global generator (+ optional local enhancer), multi-scale D, feature matching; no codes",
-        codes_kind=CodesKind.NONE,
-        configs=_configs,
-        build=Pix2PixHD,
-        build_discriminator=build_discriminator,
-        paper="Wang et al., CVPR 2018 (NVIDIA/pix2pixHD); GroupDNet paper Table 2",
-        checkpoint_filter=legacy_key_filter,
-        config_from_checkpoint=infer_overrides,
-    )
+def tiny(dataset: str) -> Pix2PixHDConfig:
+    return Pix2PixHDConfig(dataset, ngf=8, n_downsample_global=2, n_blocks_global=2, ndf=8,
+                           notes="tiny smoke-test widths for the 64x64 synthetic set")
+
+
+ENTRY = register_family(
+    "pix2pixhd", Pix2PixHD, CONFIGS, tiny, build_discriminator,
+    description="pix2pixHD: global generator (+ optional local enhancer), multi-scale D, feature matching; no codes",
+    paper="Wang et al., CVPR 2018 (NVIDIA/pix2pixHD); GroupDNet paper Table 2",
+    checkpoint_filter=legacy_key_filter,
+    config_from_checkpoint=infer_overrides,
 )

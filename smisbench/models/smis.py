@@ -22,6 +22,11 @@ def _require_per_class(model: SMISModel, what: str) -> None:
         )
 
 
+def _require_count(n: int) -> None:
+    if int(n) < 1:
+        raise SmisbenchError(f"asked for {n} samples; at least 1 is needed", "ask for one or more samples (-n 3)")
+
+
 def _generate_many(model: SMISModel, semantics: torch.Tensor, z: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Run the generator on many codes for one label map, ``batch_size`` at a time."""
     outputs = []
@@ -47,12 +52,18 @@ def sample_class(
 ) -> torch.Tensor:
     """``n`` images where only class ``c``'s code is redrawn; every other class keeps ``base``'s code."""
     _require_per_class(model, "per-class sampling")
+    _require_count(n)
+    classes = model.dataset.label_nc
+    if not 0 <= int(c) < classes:
+        raise SmisbenchError(f"class {c} is not a {model.dataset.name} class (ids 0..{classes - 1})",
+                             f"choose classes between 0 and {classes - 1} (e.g. the ids present in the label map)")
     return _generate_many(model, semantics, class_codes(model, n, c, generator, base), batch_size)
 
 
 @torch.no_grad()
 def sample_global(model: SMISModel, semantics: torch.Tensor, n: int, generator: torch.Generator, batch_size: int = 8) -> torch.Tensor:
     """``n`` images with the whole code redrawn each time (plain multi-modal sampling)."""
+    _require_count(n)
     if model.latent is None:  # deterministic model: every "sample" is the same image
         return torch.cat([model.generate(semantics, None) for _ in range(n)])
     return _generate_many(model, semantics, class_codes(model, n, None, generator), batch_size)

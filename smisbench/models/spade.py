@@ -6,25 +6,24 @@ Linear ``fc``); ``vspade`` adds SPADE's conv encoder, as the GroupDNet paper's V
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smisbench.datasets_config import DatasetConfig, get_dataset_config
-from smisbench.models.base import CodesKind, LatentLayout, SMISModel
-from smisbench.models.discriminator import discriminator_for
-from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec, xavier_init
-from smisbench.models.registry import ModelEntry, register, synthetic_available
+from smisbench.datasets_config import get_dataset_config
+from smisbench.models.base import CodesKind, LatentLayout
+from smisbench.models.family import CGNormConfig, FamilyModel, cgnorm_discriminator, global_code, register_family
+from smisbench.models.layers import CGBlock, ConvEncoderTrunk, NormSpec
 
 
 @dataclass(frozen=True)
-class SpadeConfig:
+class SpadeConfig(CGNormConfig):
     """SPADE generator/encoder shape. ``upsampling`` is the official ``num_upsampling_layers`` (normal: 5, more: 6)."""
 
-    dataset: str
     ngf: int = 64
     z_dim: int = 256
     upsampling: str = "more"
@@ -33,18 +32,7 @@ class SpadeConfig:
     encoder_layers: int = 6  # stride-2 convs; the official encoder resizes its input to 256x256 first
     encoder_size: tuple[int, int] | None = (256, 256)
     norm_hidden: int = 128
-    spectral: bool = True
-    norm_kind: str = "batch"
-    sync_bn: bool = True
     dontcare_last: bool = False  # NVlabs' ADE20K order: raw label 0 ("other") is the last one-hot channel
-    ndf: int = 64
-    num_D: int = 2
-    n_layers_D: int = 4
-    notes: str = field(default="", compare=False)
-
-    @property
-    def data(self) -> DatasetConfig:
-        return get_dataset_config(self.dataset)
 
     @property
     def num_up(self) -> int:
@@ -73,9 +61,13 @@ class SpadeGenerator(nn.Module):
         # upsample before: G_middle_0, G_middle_1 ('more' only), up_0..up_3
         self.schedule = [(n, n not in ("head_0",) and (n != "G_middle_1" or config.upsampling == "more")) for n in names]
 
-    def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def start_map(self, z: torch.Tensor) -> torch.Tensor:
+        """The map the blocks start from: ``fc`` on the code vector, reshaped to ``latent_hw``."""
         h, w = self.config.latent_hw
-        x = self.fc(z).view(z.shape[0], 16 * self.config.ngf, h, w)
+        return self.fc(z).view(z.shape[0], 16 * self.config.ngf, h, w)
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = self.start_map(z)
         for name, upsample in self.schedule:
             if upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
@@ -102,18 +94,19 @@ class SpadeEncoder(ConvEncoderTrunk):
         return self.fc_mu(x), self.fc_var(x)
 
 
-class Spade(SMISModel):
+class Spade(FamilyModel):
     """SPADE generator with a global code (and, for VSPADE, the encoder that infers it from a real image)."""
 
     codes_kind = CodesKind.GLOBAL
 
-    def __init__(self, config: SpadeConfig):
-        super().__init__(config.data)
-        self.config = config
-        self.netG = SpadeGenerator(config)
-        self.netE = SpadeEncoder(config) if config.use_encoder else None
-        self.latent = LatentLayout((config.z_dim,), (config.z_dim,), False)
-        xavier_init(self)
+    def build_generator(self, config: SpadeConfig) -> nn.Module:
+        return SpadeGenerator(config)
+
+    def build_encoder(self, config: SpadeConfig) -> nn.Module | None:
+        return SpadeEncoder(config) if config.use_encoder else None
+
+    def latent_layout(self, config: SpadeConfig) -> LatentLayout:
+        return global_code(config.z_dim)
 
     def semantics(self, label: torch.Tensor, instance: torch.Tensor | None = None, source: str = "label map") -> torch.Tensor:
         semantics = super().semantics(label, instance, source)
@@ -123,21 +116,16 @@ class Spade(SMISModel):
         return semantics
 
 
-def spade_discriminator(config: SpadeConfig) -> nn.Module:
-    return discriminator_for(config.data.input_nc, config.ndf, config.n_layers_D, config.num_D, config.spectral)
-
-
-def _tiny(dataset: str, use_encoder: bool) -> SpadeConfig:
+def spade_tiny(dataset: str) -> SpadeConfig:
+    """Narrow SPADE for a low-resolution dataset; the encoder (VSPADE's) reaches 4x4 without a resize."""
     data = get_dataset_config(dataset)
-    layers = int(math.log2(min(data.height, data.width) // 4))
     return SpadeConfig(
         dataset=dataset,
         ngf=16,
         z_dim=64,
         upsampling="more",
-        use_encoder=use_encoder,
         encoder_ndf=16,
-        encoder_layers=layers,
+        encoder_layers=int(math.log2(min(data.height, data.width) // 4)),
         encoder_size=None,
         norm_hidden=32,
         ndf=32,
@@ -146,48 +134,25 @@ def _tiny(dataset: str, use_encoder: bool) -> SpadeConfig:
     )
 
 
-def spade_configs() -> dict[str, SpadeConfig]:
-    configs = {
-        "deepfashion": SpadeConfig("deepfashion"),
-        "cityscapes": SpadeConfig("cityscapes", upsampling="more", notes="NVlabs release config"),
-        "ade20k": SpadeConfig("ade20k", upsampling="normal", dontcare_last=True, notes="NVlabs release config"),
-    }
-    if synthetic_available():
-        configs["synthetic"] = _tiny("synthetic", use_encoder=False)
-    return configs
+def with_encoder(config: SpadeConfig) -> SpadeConfig:
+    """The VSPADE config of a SPADE config: the same generator plus the encoder."""
+    return dataclasses.replace(config, use_encoder=True)
 
 
-def vspade_configs() -> dict[str, SpadeConfig]:
-    configs = {
-        name: SpadeConfig(**{**config.__dict__, "use_encoder": True})
-        for name, config in spade_configs().items()
-        if name != "synthetic"
-    }
-    if synthetic_available():
-        configs["synthetic"] = _tiny("synthetic", use_encoder=True)
-    return configs
+SPADE_CONFIGS = {
+    "deepfashion": SpadeConfig("deepfashion"),
+    "cityscapes": SpadeConfig("cityscapes", upsampling="more", notes="NVlabs release config"),
+    "ade20k": SpadeConfig("ade20k", upsampling="normal", dontcare_last=True, notes="NVlabs release config"),
+}
 
-
-register(
-    ModelEntry(
-        name="spade",
-        description="SPADE generator (label-to-image; random global code through a Linear fc)",
-        codes_kind=CodesKind.GLOBAL,
-        configs=spade_configs,
-        build=Spade,
-        build_discriminator=spade_discriminator,
-        paper="Park et al., Semantic Image Synthesis with Spatially-Adaptive Normalization, CVPR 2019",
-    )
+register_family(
+    "spade", Spade, SPADE_CONFIGS, spade_tiny, cgnorm_discriminator,
+    description="SPADE generator (label-to-image; random global code through a Linear fc)",
+    paper="Park et al., Semantic Image Synthesis with Spatially-Adaptive Normalization, CVPR 2019",
 )
-
-register(
-    ModelEntry(
-        name="vspade",
-        description="VSPADE: SPADE generator + conv encoder with a global 256-d code (GroupDNet paper baseline)",
-        codes_kind=CodesKind.GLOBAL,
-        configs=vspade_configs,
-        build=Spade,
-        build_discriminator=spade_discriminator,
-        paper="Zhu et al. CVPR 2020, Table 1 (VSPADE)",
-    )
+register_family(
+    "vspade", Spade, {name: with_encoder(config) for name, config in SPADE_CONFIGS.items()},
+    lambda dataset: with_encoder(spade_tiny(dataset)), cgnorm_discriminator,
+    description="VSPADE: SPADE generator + conv encoder with a global 256-d code (GroupDNet paper baseline)",
+    paper="Zhu et al. CVPR 2020, Table 1 (VSPADE)",
 )

@@ -2,7 +2,9 @@
 
 ``write_report(store, out)`` writes, per table, ``TABLE.md``, ``TABLE.tex`` and ``TABLE.csv``,
 PNG plots under ``plots/`` and SMIS grids under ``grids/``, plus ``report.md`` (all tables)
-and ``index.html`` (one self-contained page). Files are written atomically.
+and ``index.html`` (one self-contained page). Where rows of two origins meet (the paper's, the
+suite's reference models, users' models), ``TABLE.md`` and the page add the table's leaderboard
+(``smisbench.reports.leaderboard``) and ``TABLE_leaderboard.csv`` holds it. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from smisbench.benchmark.grids import load_grid
+from smisbench.benchmark.origin import USER
 from smisbench.benchmark.paper import paper_tables
 from smisbench.benchmark.store import Store, now
 from smisbench.io import atomic_write_bytes, atomic_write_text
 from smisbench.reports import plots
 from smisbench.reports.claims import ClaimResult, check_claims
+from smisbench.reports.leaderboard import Leaderboard, build_leaderboard, leaderboard_csv, leaderboard_markdown
 from smisbench.reports.tables import ReportTable, build_table, to_csv, to_latex, to_markdown
 
 PAPER_TABLE_ORDER = ("table1", "table2", "ablations")
@@ -40,6 +44,7 @@ class TableSection:
     grids: list[Figure] = field(default_factory=list)
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    leaderboard: Leaderboard | None = None  # when rows of two origins (paper, suite, user) stand side by side
 
 
 @dataclass
@@ -69,7 +74,7 @@ def provenance_frame(store: Store, table: ReportTable) -> pd.DataFrame:
     """Where each of our numbers came from: one row per cell."""
     records = []
     seen = set()
-    for (row, _), source in sorted(table.sources.items(), key=lambda kv: (kv[1]["cell_index"], kv[1]["cell_id"])):
+    for row, source in sorted(table.source_rows(), key=lambda rs: (rs[1]["cell_index"], rs[1]["cell_id"])):
         if source["cell_id"] in seen:
             continue
         seen.add(source["cell_id"])
@@ -109,7 +114,15 @@ def _grids(store: Store, table: ReportTable, only: list[str] | None = None) -> t
 
 
 def build_section(store: Store, name: str) -> TableSection:
-    return section_for(store, build_table(store, name), check_claims(store, name))
+    table = build_table(store, name)
+    section = section_for(store, table, check_claims(store, name))
+    board = build_leaderboard(store, name, table)
+    section.leaderboard = board if board.shown else None
+    users = sorted({row.label for row in board.rows if row.origin == USER})
+    if users:
+        section.notes.append(f"User-measured rows (not the suite's reference models): {', '.join(users)}; "
+                             "the leaderboard marks where each row comes from.")
+    return section
 
 
 def section_for(store: Store, table: ReportTable, claims: list | None = None, name: str | None = None,
@@ -150,6 +163,8 @@ def _md_provenance(frame: pd.DataFrame) -> list[str]:
 
 def section_markdown(section: TableSection) -> str:
     out = [to_markdown(section.table)]
+    if section.leaderboard is not None:
+        out.append(leaderboard_markdown(section.leaderboard))
     if section.claims:
         out.append("**Claims checked on the measured numbers**\n")
         out += [f"- {c.sentence()}" for c in section.claims]
@@ -193,11 +208,13 @@ def write_built_report(report: Report, out: str | Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     for section in report.sections:
         slug = _slug(section.table.name)
-        for suffix, text in (("md", section_markdown(section)), ("tex", to_latex(section.table)),
-                             ("csv", to_csv(section.table))):
-            path = out / f"{slug}.{suffix}"
-            atomic_write_text(path, text)
-            written[f"{slug}.{suffix}"] = path
+        files = [(f"{slug}.md", section_markdown(section)), (f"{slug}.tex", to_latex(section.table)),
+                 (f"{slug}.csv", to_csv(section.table))]
+        if section.leaderboard is not None:
+            files.append((f"{slug}_leaderboard.csv", leaderboard_csv(section.leaderboard)))
+        for filename, text in files:
+            atomic_write_text(out / filename, text)
+            written[filename] = out / filename
         for fig in section.plots + section.grids:
             atomic_write_bytes(out / fig.filename, fig.png)
             written[fig.filename] = out / fig.filename

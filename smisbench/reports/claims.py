@@ -10,7 +10,8 @@ A claim may name several models or references (it must hold for every pair), a d
 ``"a/b"`` (mOCD per unit of mCSD: lower is better), conditions it needs on the same pairs
 (``given``: "at comparable FID"), and the real-data row (``REAL_ROW``), whose values the caller
 passes in (``extra_rows``). Thresholds are the claim's own: a claim that does not hold is printed
-as not holding, with its numbers.
+as not holding, with its numbers. A value measured with
+several seeds is judged by its mean over them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.compare import values_of_run
 from smisbench.benchmark.spec import BenchmarkSpec, ClaimSpec, parse_spec
 from smisbench.benchmark.store import Store
 
@@ -160,19 +162,27 @@ def evaluate_claims(claims: Iterable[ClaimSpec], values: Values, default_dataset
 
 
 def latest_spec(store: Store, table: str) -> BenchmarkSpec | None:
-    """The spec of the newest run into ``table`` (claims are taken from it)."""
-    run = store.latest_run_of_table(table)
-    if run is None:
+    """The spec of the newest benchmark run into ``table`` (claims are taken from it); a one-cell run
+    that scored a single model into the table (``smisbench.benchmark.single``) states no claims of its own."""
+    from smisbench.benchmark.single import is_single
+
+    runs = [r for r in store.runs() if r.table == table and not is_single(r.spec_source)]
+    if not runs:
         return None
+    run = store.run(runs[-1].run_id)
     return parse_spec(run["spec_text"], run["spec_source"] or f"run {run['run_id']}")
 
 
 def store_values(store: Store, table: str) -> dict[tuple[str, str, str], float]:
-    """The newest finite value of every (model id, dataset id, value key) of ``table``."""
+    """The newest finite value of every (model id, dataset id, value key) of the table's benchmark runs
+    (one-cell user runs state no claims); over K seeds, their mean."""
+    from smisbench.benchmark.single import is_single
+
     values: dict[tuple[str, str, str], float] = {}
-    for row in store.table_results(table):
-        if math.isfinite(row["value"]):
-            values[(row["model_id"], row["dataset_id"], row["metric"])] = row["value"]
+    for run in (r for r in store.runs() if r.table == table and not is_single(r.spec_source)):
+        for (model, dataset, _split, metric), entry in values_of_run(store, run.run_id).items():
+            if math.isfinite(entry["value"]):
+                values[(model, dataset, metric)] = entry["value"]
     return values
 
 

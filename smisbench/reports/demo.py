@@ -21,6 +21,7 @@ from smisbench.benchmark.cells import RunOptions, canonical_json
 from smisbench.benchmark.runner import Executor, RunSummary, run_spec
 from smisbench.benchmark.spec import BenchmarkSpec, load_spec
 from smisbench.benchmark.store import Store
+from smisbench.benchmark.validate import check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.reports.demo_spec import FALLBACK, FALLBACK_TRAIN, Row, compose
 
@@ -129,10 +130,12 @@ def run_demo(out: str | Path, executor: Executor | None = None, device: str | No
     started = time.perf_counter()
     stream = stream or sys.stdout
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     spec = spec or load_spec("demo")
     zoo = load_zoo()
     shipped = Path(zoo_dir) if zoo_dir is not None else shipped_dir()
+    options = RunOptions(data_root=out / "data", device=device)
+    check_spec(spec, options)  # before the report folder, the weights or the store are made
+    out.mkdir(parents=True, exist_ok=True)
     if provision:
         provision_weights(progress)
     preface = []
@@ -150,7 +153,7 @@ def run_demo(out: str | Path, executor: Executor | None = None, device: str | No
         "; the segmenter is the zoo's" if segmenter else "; the segmenter is trained now by the suite "
         f"({spec.protocol.get('segmenter_train_steps')} steps): no zoo segmenter") + ".")
     with Store(out / STORE_NAME) as store:
-        summary = run_spec(composed, store, executor, RunOptions(data_root=out / "data", device=device),
+        summary = run_spec(composed, store, executor, options,
                            progress=progress, stream=stream, command="smisbench demo", redo_incomplete=True)
         real = _real_rows(composed, store, out, device or spec.device, segmenter, seg_manifest) if real_rows else None
         if real is None:

@@ -10,6 +10,7 @@ import html
 
 import pandas as pd
 
+from smisbench.reports.leaderboard import leaderboard_html
 from smisbench.reports.tables import to_html
 
 # The header colour is distinctive on purpose: the browser test finds the rendered tables by it.
@@ -23,6 +24,7 @@ th, td { border: 1px solid #c9c9c9; padding: 3px 8px; text-align: right; }
 thead th { background: rgb(%d, %d, %d); color: #ffffff; text-align: center; }
 tbody th { text-align: left; background: #f3f3f3; }
 td.missing { color: #9a9a9a; }
+td.paper-only { color: #9a9a9a; font-style: italic; }
 table.provenance { font-size: 11px; }
 figure { margin: 16px 0; } figcaption { font-size: 12px; color: #555; }
 img { display: block; }
@@ -72,6 +74,8 @@ def render_html(report) -> str:
             parts.append(f'<p class="note">ours | paper ({html.escape(table.paper.source)}) | Δ = ours − paper</p>')
         for note in table.notes + section.notes:
             parts.append(f'<p class="note">{html.escape(note)}</p>')
+        if section.leaderboard is not None:
+            parts.append(leaderboard_html(section.leaderboard))
         if section.claims:
             items = []
             for claim in section.claims:

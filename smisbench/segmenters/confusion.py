@@ -52,20 +52,10 @@ class ConfusionMatrix:
         keep = gt != self.ignore_index if self.ignore_index is not None else torch.ones_like(gt, dtype=torch.bool)
         pred, gt = pred[keep], gt[keep]
         n = self.num_classes
-        bad_gt = (gt < 0) | (gt >= n)
-        if bool(bad_gt.any()):
-            values = torch.unique(gt[bad_gt])[:10].tolist()
-            raise SmisbenchError(
-                f"label map holds class ids {values} outside 0..{n - 1} (ignore index {self.ignore_index})",
-                "convert labels with the protocol's label convention (e.g. Cityscapes label ids -> train ids)",
-            )
-        bad_pred = (pred < 0) | (pred >= n)
-        if bool(bad_pred.any()):
-            values = torch.unique(pred[bad_pred])[:10].tolist()
-            raise SmisbenchError(
-                f"prediction holds class ids {values} outside 0..{n - 1}",
-                "map the segmenter's output to the dataset's classes before scoring",
-            )
+        _check_ids(gt, n, "label map",
+                   "convert labels with the protocol's label convention (e.g. Cityscapes label ids -> train ids)",
+                   note=f" (ignore index {self.ignore_index})")
+        _check_ids(pred, n, "prediction", "map the segmenter's output to the dataset's classes before scoring")
         self.matrix += torch.bincount(gt * n + pred, minlength=n * n).reshape(n, n)
 
     def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
@@ -173,3 +163,11 @@ class ConfusionMatrix:
     @classmethod
     def from_dict(cls, data: dict) -> "ConfusionMatrix":
         return cls(int(data["num_classes"]), data["ignore_index"], torch.tensor(data["matrix"], dtype=torch.int64))
+
+
+def _check_ids(ids: torch.Tensor, n: int, what: str, fix: str, note: str = "") -> None:
+    """Refuse class ids outside 0..n-1, naming up to ten of them."""
+    bad = (ids < 0) | (ids >= n)
+    if bool(bad.any()):
+        values = torch.unique(ids[bad])[:10].tolist()
+        raise SmisbenchError(f"{what} holds class ids {values} outside 0..{n - 1}{note}", fix)

@@ -16,16 +16,17 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from smisbench.errors import LabelMapError, SmisbenchError
+from smisbench.image_io import IMAGE_SUFFIXES, read_ids, read_rgb
 from smisbench.io import atomic_write_text
+from smisbench.labels import resize_ids
 from smisbench.segmenters.confusion import ConfusionMatrix
 from smisbench.segmenters.label_conventions import LabelConvention, get_label_convention
 from smisbench.segmenters.protocol import ScoringProtocol
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 STEM_SUFFIXES = (
     "_leftImg8bit", "_gtFine_labelIds", "_gtFine_trainIds", "_gtFine_color", "_labelIds", "_trainIds",
     "_synthesized_image", "_label", "_image", "_pred", "_gt",
@@ -76,27 +77,13 @@ def pair_files(images_dir: str | Path, labels_dir: str | Path) -> tuple[list[tup
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 RGB."""
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    """(3, H, W) uint8 RGB, by the shared reader."""
+    return torch.from_numpy(read_rgb(path, "generated image")).permute(2, 0, 1)
 
 
-def read_label(path: Path) -> np.ndarray:
-    """(H, W) integer ids; refuses colour maps, whose values are not class ids."""
-    with Image.open(path) as image:
-        if image.mode in ("RGB", "RGBA"):
-            raise LabelMapError(f"{path} is a colour image ({image.mode}), not a map of class ids",
-                                "pass the id maps (e.g. *_gtFine_labelIds.png), not the coloured visualisations")
-        return np.asarray(image).astype(np.int64)
-
-
-def resize_nearest(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of an (H, W) id map (pixel-centre aligned, as PIL's NEAREST)."""
-    if tuple(labels.shape) == tuple(size):
-        return labels
-    out = F.interpolate(labels[None, None].double(), size=size, mode="nearest-exact")
-    return out[0, 0].to(labels.dtype)
+def read_label(path: Path, what: str = "label map") -> np.ndarray:
+    """(H, W) int64 ids, by the shared reader (refuses colour, JPEG, truncated and non-image files)."""
+    return read_ids(path, what).astype(np.int64)
 
 
 @dataclass
@@ -136,9 +123,9 @@ class SegmentationScore:
 def _progress(items: list, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return items
-    from tqdm.auto import tqdm
+    from smisbench.progress import progress_bar
 
-    return tqdm(items, desc=desc, unit="img")
+    return progress_bar(items, desc=desc, unit="img")
 
 
 def score_pair(segmenter: Any, image: torch.Tensor, label: torch.Tensor, protocol: ScoringProtocol,
@@ -153,8 +140,8 @@ def score_pair(segmenter: Any, image: torch.Tensor, label: torch.Tensor, protoco
     if protocol.resize == "logits":
         prediction = segmenter.predict(pil, out_size=target)
     else:
-        prediction = resize_nearest(segmenter.predict(pil), target)
-    confusion.update(prediction, resize_nearest(label, target))
+        prediction = resize_ids(segmenter.predict(pil), target)
+    confusion.update(prediction, resize_ids(label, target))
 
 
 def score_folders(images_dir: str | Path, labels_dir: str | Path, segmenter: Any, protocol: ScoringProtocol,
@@ -192,7 +179,13 @@ def score_prediction_folders(predictions_dir: str | Path, labels_dir: str | Path
     confusion = ConfusionMatrix(convention.num_classes, convention.ignore_index)
     for pred_path, label_path in _progress(pairs, progress, "score predictions"):
         gt = convention.convert(read_label(label_path), source=str(label_path))
-        pred = resize_nearest(convention.convert(read_label(pred_path), source=str(pred_path)), tuple(gt.shape))
+        pred = convention.convert(read_label(pred_path, "predicted label map"), source=str(pred_path))
+        if pred.shape != gt.shape:
+            raise LabelMapError(
+                f"predicted label map {pred_path} is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
+                f"{label_path} is {gt.shape[1]}x{gt.shape[0]} (width x height)",
+                "predict at the ground truth's size (or score the generated images, whose protocol resizes them)",
+            )
         unscored = (pred == convention.ignore_index) & (gt != convention.ignore_index)
         if bool(unscored.any()):
             raise LabelMapError(

@@ -4,7 +4,8 @@ A checkpoint is one file written atomically (never a truncated file after a cras
 everything the next step depends on: the G/E and D weights and buffers (spectral-norm vectors,
 BatchNorm statistics), both Adam states, both LR schedulers and GradScalers, every rank's
 Python/NumPy/torch (CPU and CUDA) RNG states and its noise generator, and the position in
-the data (epoch, batches done in it). ``latest.pt`` always names the newest one.
+the data (epoch, batches done in it). ``latest.pt`` always holds the newest one: it is also written
+every few minutes of wall time between the step checkpoints, so a killed run loses minutes, not steps.
 """
 
 from __future__ import annotations
@@ -66,13 +67,19 @@ def step_path(folder: Path, step: int) -> Path:
     return folder / f"step_{step:08d}.pt"
 
 
-def save(folder: Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
-    """Write ``step_XXXXXXXX.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` step files."""
+def save(folder: Path, step: int, payload: dict[str, Any], keep: int = 2, history: bool = True) -> Path:
+    """Write ``step_XXXXXXXX.pt`` and ``latest.pt`` atomically; keep the newest ``keep`` step files.
+
+    ``history=False`` writes ``latest.pt`` alone: the wall-time checkpoints that bound the work a
+    crash loses, without pushing the step checkpoints out of the ``keep`` newest.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "step": step, **payload}
+    atomic_torch_save(payload, folder / LATEST)
+    if not history:
+        return folder / LATEST
     path = step_path(folder, step)
     atomic_torch_save(payload, path)
-    atomic_torch_save(payload, folder / LATEST)
     if keep > 0:
         steps = sorted(int(m.group(1)) for p in folder.iterdir() if (m := STEP_FILE.match(p.name)))
         for old in steps[:-keep]:

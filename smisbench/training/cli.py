@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and sample grids")
+    p.add_argument("--checkpoint-every-s", type=float, default=120.0,
+                   help="also save a resumable checkpoints/latest.pt at least this often, in seconds of wall time "
+                        "(default 120; 0: off), so an interrupted run resumes near where it stopped")
     p.add_argument("--keep-checkpoints", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--samples", type=int, default=8, help="items per sample grid")
@@ -74,7 +77,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, vgg=args.vgg, vgg_normalization=args.vgg_normalization,
         kl_reference_batch=args.kl_reference_batch, amp=args.amp, channels_last=args.channels_last,
         device=args.device, seed=args.seed, workers=args.workers, threads=args.threads,
-        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        checkpoint_every=args.checkpoint_every, checkpoint_every_s=args.checkpoint_every_s,
+        keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, samples=args.samples, resume=args.resume, stop_after=args.stop_after,
         tensorboard=args.tensorboard, progress=not args.no_progress,
     )

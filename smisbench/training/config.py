@@ -62,6 +62,7 @@ class TrainConfig:
     workers: int = 0
     threads: int | None = None  # torch CPU threads per process (None: torch's default)
     checkpoint_every: int = 500
+    checkpoint_every_s: float | None = 120.0  # also latest.pt at least this often (wall seconds); None/0: off
     keep_checkpoints: int = 2
     log_every: int = 10
     samples: int = 8  # items in each sample grid
@@ -86,6 +87,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SmisbenchError(f"--{name.replace('_', '-')} must not be negative, got {value}", "pass 0 or more")
+        every_s = self.checkpoint_every_s
+        if every_s is not None and (isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or every_s < 0):
+            raise SmisbenchError(f"--checkpoint-every-s must be a number of seconds >= 0, got {every_s!r}",
+                                 "pass e.g. 120 (a resumable checkpoint every two minutes), or 0 to turn it off")
         if self.steps is not None and self.epochs is not None:
             raise SmisbenchError("--steps and --epochs were both given", "give one of them")
         if self.steps is not None and self.decay_steps is not None and self.decay_steps > self.steps:

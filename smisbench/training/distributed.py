@@ -144,11 +144,16 @@ def gather_objects(ctx: DistContext, obj: object) -> list[object]:
 
 def any_rank(ctx: DistContext, flag: bool) -> bool:
     """True on every rank if ``flag`` is true on any rank (e.g. a stop request seen by one process)."""
+    return any_ranks(ctx, flag)[0]
+
+
+def any_ranks(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
+    """Each flag true on every rank if it is true on any rank; one all-reduce for all of them."""
     if not ctx.distributed:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+        return tuple(bool(f) for f in flags)
+    tensor = torch.tensor([1.0 if f else 0.0 for f in flags], device=ctx.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item() > 0)
+    return tuple(bool(v > 0) for v in tensor.tolist())
 
 
 def shutdown(ctx: DistContext, holders: list) -> None:

@@ -2,7 +2,8 @@
 
 Float32 as the official code unless ``--amp``; the KL term weighted as the official per-GPU batch.
 Files under ``out/`` (rank 0 only): ``run.json`` (config, environment, VGG record, schedule, precision, KL),
-``losses.csv`` (and TensorBoard events when asked), ``checkpoints/step_*.pt`` + ``latest.pt``,
+``losses.csv`` (and TensorBoard events when asked), ``checkpoints/step_*.pt`` + ``latest.pt`` (also
+written every ``checkpoint_every_s`` seconds of wall time, so a killed run resumes from minutes ago),
 ``samples/step_*.png`` (label, real, generated[, encoded] per item) and, at the end,
 ``model.pt`` (a smisbench model bundle that ``smisbench sample --weights`` reads).
 """
@@ -18,17 +19,17 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import default_collate
-from tqdm import tqdm
 
 from smisbench.data.registry import build_dataset
 from smisbench.errors import SmisbenchError
 from smisbench.io import atomic_write_text
+from smisbench.progress import progress_bar
 from smisbench.models.registry import build_discriminator, build_model
 from smisbench.provenance import environment
 from smisbench.training import checkpointing, distributed
@@ -92,10 +93,12 @@ def _on(choice: str, device: torch.device) -> bool:
 class Trainer:
     """Builds data, model, discriminator, objective and optimisers from a :class:`TrainConfig` and trains."""
 
-    def __init__(self, config: TrainConfig, ctx: distributed.DistContext | None = None):
+    def __init__(self, config: TrainConfig, ctx: distributed.DistContext | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         config.validate()
         self.config = config
         self.ctx = ctx or distributed.setup(config.device)
+        self.clock = clock  # wall time for the checkpoint_every_s trigger (tests pass a fake one)
         self.out = Path(config.out)
         self.holders: list[nn.Module] = []  # DDP wrappers, deleted before the process group goes
         if config.threads:
@@ -250,26 +253,26 @@ class Trainer:
         batch = self._to_device(batch)
         with self._autocast():
             g = self.objective.generator_loss(batch, self.model, generator=self.noise)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(g.total).backward()
-        if self.sync_mode == "all_reduce":
-            distributed.average_gradients(self.ctx, self.model.parameters())
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        self._update(g.total, self.opt_g, self.scaler_g, self.model)
 
         reuse = getattr(self.objective, "reuse_fakes", True)
         with self._autocast():
             d = self.objective.discriminator_loss(batch, self.model, fakes=g.fakes if reuse else None,
                                                   generator=self.noise)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(d.total).backward()
-        if self.sync_mode == "all_reduce":
-            distributed.average_gradients(self.ctx, self.discriminator.parameters())
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
+        self._update(d.total, self.opt_d, self.scaler_d, self.discriminator)
         self.sched_g.step()
         self.sched_d.step()
         return {**g.terms, **d.terms}
+
+    def _update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                network: nn.Module) -> None:
+        """Backward, gradients averaged over processes in ``all_reduce`` mode, then one (scaled) step."""
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.sync_mode == "all_reduce":
+            distributed.average_gradients(self.ctx, network.parameters())
+        scaler.step(optimizer)
+        scaler.update()
 
     # ----- files -----
     def _provenance(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -314,8 +317,8 @@ class Trainer:
         if self.ctx.is_main:
             atomic_write_text(self.out / "run.json", json.dumps(self._provenance(extra), indent=2, default=str) + "\n")
 
-    def save_checkpoint(self) -> Path | None:
-        """Every rank contributes its RNG state; rank 0 writes the file and the sample grid."""
+    def save_checkpoint(self, history: bool = True) -> Path | None:
+        """Every rank gives its RNG state; rank 0 writes the file and the grid (history=False: latest.pt only)."""
         rng = distributed.gather_objects(self.ctx, checkpointing.capture_rng(self.noise))
         path = None
         if self.ctx.is_main:
@@ -328,8 +331,10 @@ class Trainer:
                 "scaler_G": self.scaler_g.state_dict(), "scaler_D": self.scaler_d.state_dict(),
                 "rng": rng, "perceptual": self.vgg_record.as_dict(),
             }
-            path = checkpointing.save(self.out / "checkpoints", self.step, payload, self.config.keep_checkpoints)
-            self.save_samples()
+            path = checkpointing.save(self.out / "checkpoints", self.step, payload, self.config.keep_checkpoints,
+                                      history)
+            if history:
+                self.save_samples()
         self.ctx.barrier()
         return path
 
@@ -357,9 +362,10 @@ class Trainer:
         self._write_run_json({"tensorboard": log.tensorboard_note if log else None})
         start_step, started = self.step, time.perf_counter()
         session_limit = self.total_steps if c.stop_after is None else min(self.total_steps, self.step + c.stop_after)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {c.model}/{c.dataset}",
-                   disable=not (ctx.is_main and c.progress), dynamic_ncols=True)
+        bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"train {c.model}/{c.dataset}",
+                           enabled=ctx.is_main and c.progress, dynamic_ncols=True)
         checkpoint, stopped = None, False
+        every_s, saved_at = c.checkpoint_every_s, self.clock()
         self.model.train()
         self.discriminator.train()
         try:
@@ -377,10 +383,12 @@ class Trainer:
                         bar.update(1)
                         if self.step % c.log_every == 0 or self.step == session_limit:
                             self._log(log, terms, time.perf_counter() - tick, bar)
-                        if self.step % c.checkpoint_every == 0 and self.step < session_limit:
-                            checkpoint = self.save_checkpoint()
-                        if distributed.any_rank(ctx, stop.requested):
-                            stopped = True
+                        due = bool(every_s) and self.clock() - saved_at >= every_s
+                        stopped, due = distributed.any_ranks(ctx, stop.requested, due)  # every rank decides alike
+                        if self.step < session_limit and not stopped:  # (the last step's checkpoint follows below)
+                            if self.step % c.checkpoint_every == 0 or due:
+                                checkpoint = self.save_checkpoint(history=self.step % c.checkpoint_every == 0)
+                                saved_at = self.clock()
                         if self.step >= session_limit or stopped:
                             break
                     if self.batch_in_epoch >= self.steps_per_epoch:
@@ -405,7 +413,7 @@ class Trainer:
             raise KeyboardInterrupt
         return result
 
-    def _log(self, log: LossLog | None, terms: dict[str, torch.Tensor], seconds: float, bar: tqdm) -> None:
+    def _log(self, log: LossLog | None, terms: dict[str, torch.Tensor], seconds: float, bar: Any) -> None:
         values = {k: float(v) for k, v in terms.items()}
         values["sec_per_step"] = seconds
         averaged = distributed.mean_over_ranks(self.ctx, values)
@@ -425,7 +433,7 @@ class Trainer:
         self.holders.clear()
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, clock: Callable[[], float] = time.monotonic) -> TrainResult:
     """Join the process group (under torchrun), build, train, and shut down cleanly, also on errors.
 
     Shutdown order matters for gloo: the DDP wrappers are deleted and garbage-collected before
@@ -435,7 +443,7 @@ def train(config: TrainConfig) -> TrainResult:
     holders: list = []
     trainer = None
     try:
-        trainer = Trainer(config, ctx)
+        trainer = Trainer(config, ctx, clock)
         holders = trainer.holders
         return trainer.run()
     finally:
