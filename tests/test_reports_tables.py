@@ -276,7 +276,8 @@ def test_seeded_values_show_mean_and_std_with_the_interval_in_csv(tmp_path: Path
         assert r"11.00 $\pm$ 1.00" in tex and "±" not in tex and "paper only" in tex
         assert "<td>11.00 ± 1.00</td>" in html and '<td class="paper-only">paper only</td>' in html
         # the claim is judged on the means over seeds: 0.02 / 0.04
-        (claim,) = check_claims(s, "table1")
+        (check,) = check_claims(s, "table1")
+        (claim,) = check.comparisons
         assert (claim.model_value, claim.reference_value) == pytest.approx((0.02, 0.04))
         # a newer single-seed run into the table wins, as any newer run does: one value, no ±
         run_spec(parse_spec(PARTIAL_TABLE1), s, known_by_seed, progress=False, stream=io.StringIO(),

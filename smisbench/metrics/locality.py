@@ -23,12 +23,12 @@ import torch
 
 from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.registry import register_metric
-from smisbench.metrics.smis_diversity import DiversitySettings, _Generation, _generator, region_mask
+from smisbench.metrics.smis_diversity import DiversitySettings, SetGenerator, local_pairs, region_mask
 
 NOTE_STATIC = "locality: no pair changed any pixel (deterministic model or dead codes): not defined"
 
 
-class RedrawLocality(_Generation):
+class RedrawLocality(SetGenerator):
     """Accumulates per-class pixel locality over label maps; :meth:`result` gives the mean over classes."""
 
     def __init__(self, model: Any, settings: DiversitySettings | None = None):
@@ -48,8 +48,8 @@ class RedrawLocality(_Generation):
         present = torch.unique(label).tolist()
         if self.sampling == "per_class":
             present = [c for c in present if c < self.model.num_code_classes]
-        semantics = self.model.semantics(label[None], None if instance is None else instance.reshape(1, *label.shape))
-        base = self.model.sample_z(1, _generator(self.settings.seed, "base", index), self._device())
+        semantics = self.semantics(label, instance)
+        base = self.base(index)  # the same base code and sets as mCSD/mOCD
         jobs = [self._job(base, c, index) for c in present]
         scores: dict[int, float] = {}
         for group in self._groups(jobs):
@@ -57,7 +57,7 @@ class RedrawLocality(_Generation):
                 mask = region_mask(label, job.key, tuple(images.shape[-2:])).to(images.device)[0, 0]
                 if float(mask.sum()) == 0:
                     continue
-                pairs = self._local_pairs(job)
+                pairs = local_pairs(job.needed, job.pairs)
                 change = (images[pairs[:, 0]] - images[pairs[:, 1]]).abs().sum(1)  # (m, H, W)
                 total = change.sum((1, 2))
                 moved = total > 0

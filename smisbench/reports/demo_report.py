@@ -61,7 +61,7 @@ def paper_view(paper: PaperTable) -> ReportTable:
     caption = (f"The paper's numbers ({paper.source}), on its datasets at 256x256 and up: a reference for the "
                f"ranking, not for the values; {MISSING} = not printed.")
     return ReportTable(f"paper_{paper.name}", f"Paper: {paper.title}", list(paper.rows), list(paper.columns), {},
-                       ours, {}, None, list(paper.notes), caption)
+                       ours, {}, None, list(paper.notes), caption=caption)
 
 
 def rank_agreement(store_vals: dict[tuple[str, str, str], float], ids: list[str], dataset: str) -> str:

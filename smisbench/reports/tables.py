@@ -39,9 +39,9 @@ class ReportTable:
     sources: dict[tuple[str, Column], dict] = field(default_factory=dict)  # run/cell of each of our values
     paper: PaperTable | None = None
     notes: list[str] = field(default_factory=list)
-    caption: str | None = None  # the sentence under the table (default: what ours/paper/Δ and — mean)
     spreads: dict[tuple[str, Column], Spread] = field(default_factory=dict)  # over seeds, in the paper's units
     seed_sources: dict[tuple[str, Column], list[dict]] = field(default_factory=dict)  # every seed's row
+    caption: str | None = None  # the sentence under the table (default: what ours/paper/Δ and — mean)
 
     def spread(self, row: str, column: Column) -> Spread | None:
         """Our value over seeds (None when it is missing)."""
