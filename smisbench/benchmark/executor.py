@@ -89,7 +89,7 @@ def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | No
     A finished training is reused, an interrupted one resumes from its latest checkpoint; a dry
     run trains nothing (None when there is no finished training to identify).
     """
-    from smisbench.io import sha256_file
+    from smisbench.io import exclusive_lock, sha256_file
     from smisbench.models.loader import load_model
     from smisbench.runtime import pick_device
     from smisbench.training import trainer
@@ -107,16 +107,19 @@ def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | No
         if unknown:
             raise SmisbenchError(f"model {cell.model.id!r}: unknown training option {unknown[0]!r}",
                                  f"train.options may set: {', '.join(sorted(fields))}")
-        config = TrainConfig(**{
-            **train.options,
-            "model": cell.model.name, "dataset": cell.dataset.name,
-            "root": None if cell.dataset.name == "synthetic" else str(cell.dataset_root), "out": str(out),
-            "dataset_options": dict(cell.dataset.options), "model_overrides": dict(cell.model.config),
-            "batch_size": train.batch_size, "steps": train.steps, "device": str(pick_device(cell.device)),
-            "seed": cell.weights_seed, "resume": (out / "checkpoints" / "latest.pt").is_file(),
-        })
-        trainer.train(config)
-        trained = "now"
+        # one process trains a folder, others sharing the store wait and then reuse (or resume) it
+        with exclusive_lock(out.parent / f"{out.name}.lock"):
+            if not bundle.is_file():
+                config = TrainConfig(**{
+                    **train.options,
+                    "model": cell.model.name, "dataset": cell.dataset.name,
+                    "root": None if cell.dataset.name == "synthetic" else str(cell.dataset_root), "out": str(out),
+                    "dataset_options": dict(cell.dataset.options), "model_overrides": dict(cell.model.config),
+                    "batch_size": train.batch_size, "steps": train.steps, "device": str(pick_device(cell.device)),
+                    "seed": cell.weights_seed, "resume": (out / "checkpoints" / "latest.pt").is_file(),
+                })
+                trainer.train(config)
+                trained = "now"
         if not bundle.is_file():
             raise SmisbenchError(f"training of {cell.model.id!r} ended without {bundle}",
                                  "run the same command again to resume the training")
