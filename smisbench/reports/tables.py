@@ -220,6 +220,13 @@ def _fmt(value: float | None, info, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _fixed(value: float | None, digits: int) -> str:
+    """A value with a fixed number of decimals (tables whose unit is not a catalogue value: IoU in %)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:.{digits}f}"
+
+
 def _ours(table: ReportTable, row: str, column: Column, info) -> str:
     """Our cell: the value, "mean ± std" over several seeds, or "paper only" for a value nothing computes."""
     if table.paper_only(column):
@@ -382,10 +389,10 @@ def per_class_iou_markdown(source, class_names=None, rule: str | None = None, di
     lines = ["| id | class | IoU (%) | accuracy (%) | ground-truth pixels | predicted pixels |",
              "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for row in table.itertuples(index=False):
-        lines.append(f"| {row.class_id} | {_md_escape(row.name)} | {_fmt(100 * row.iou, digits)} | "
-                     f"{_fmt(100 * row.accuracy, digits)} | {row.gt_pixels} | {row.pred_pixels} |")
-    lines.append(f"| | **mIoU** ({rule}) | {_fmt(100 * confusion.mean_iou(rule), digits)} | "
-                 f"{_fmt(100 * confusion.pixel_accuracy(), digits)} (pixel accuracy) | {confusion.total} | |")
+        lines.append(f"| {row.class_id} | {_md_escape(row.name)} | {_fixed(100 * row.iou, digits)} | "
+                     f"{_fixed(100 * row.accuracy, digits)} | {row.gt_pixels} | {row.pred_pixels} |")
+    lines.append(f"| | **mIoU** ({rule}) | {_fixed(100 * confusion.mean_iou(rule), digits)} | "
+                 f"{_fixed(100 * confusion.pixel_accuracy(), digits)} (pixel accuracy) | {confusion.total} | |")
     lines.append("")
     lines.append(f"{MISSING}: IoU undefined (the class is in neither the ground truth nor the predictions) or "
                  "accuracy undefined (not in the ground truth); one dataset-level confusion matrix, pixels "
