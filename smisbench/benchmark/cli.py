@@ -93,11 +93,26 @@ def _run(args: argparse.Namespace) -> int:
                          device=args.device)
     executor = load_executor(args.executor)
     check_spec(spec, options, availability=not args.dry_run)  # a spec that cannot run never opens the store
-    # a dry run only reads: it never creates the store (a missing one plans as empty)
-    with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
-        summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
-                           progress=not args.no_progress, fail_fast=args.fail_fast,
-                           command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
+    from smisbench.benchmark import sharded
+    from smisbench.benchmark.runner import default_executor
+    from smisbench.metrics.sharding import joined
+
+    # under torchrun: rank 0 runs the spec into the store, the other ranks share each cell's evaluation
+    with joined(options.device or spec.device) as world:
+        if not world.is_main:
+            return sharded.follow(executor or default_executor())
+        if world.distributed:
+            executor = sharded.leading(executor or default_executor())
+        try:
+            # a dry run only reads: it never creates the store (a missing one plans as empty)
+            with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
+                summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
+                                   progress=not args.no_progress, fail_fast=args.fail_fast,
+                                   command=" ".join(["smisbench"] + sys.argv[1:]),
+                                   redo_incomplete=args.redo_incomplete)
+        finally:
+            if world.distributed:
+                sharded.stop_followers()
     return 0 if summary.ok else 1
 
 

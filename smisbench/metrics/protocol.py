@@ -49,7 +49,8 @@ DTYPES = ("float32", "float16", "bfloat16")  # generator dtypes (smisbench.runti
 FID_DTYPES = ("float32", "float64")  # what torch-fidelity's Inception accepts internally
 
 
-_WORDS = {int: ("an integer", "integers"), str: ("a string", "strings"), bool: ("a boolean", "booleans")}
+_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+          bool: ("a boolean", "booleans")}
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ProtocolField:
     optional: bool = False
     sequence: int | None = None
     choices: tuple[Any, ...] | None = None
-    minimum: int | None = None
+    minimum: float | None = None
     spec: bool = True
 
     def describe(self) -> str:
@@ -86,7 +87,8 @@ class ProtocolField:
         return f"give {self.describe()}{bound} ({self.doc})"
 
     def _scalar_problem(self, value: Any) -> str | None:
-        if (self.kind is bool) != isinstance(value, bool) or not isinstance(value, self.kind):
+        kinds = (int, float) if self.kind is float else (self.kind,)  # a number field takes `1` as well as `1.0`
+        if (self.kind is bool) != isinstance(value, bool) or not isinstance(value, kinds):
             return f"must be {_WORDS[self.kind][0]}, not {type(value).__name__} ({value!r})"
         if self.choices is not None and value not in self.choices:
             return f"{value!r} is not allowed"
@@ -111,7 +113,7 @@ class ProtocolField:
         return None
 
 
-def _rule(default: Any, doc: str, *, choices: tuple | None = None, minimum: int | None = None,
+def _rule(default: Any, doc: str, *, choices: tuple | None = None, minimum: float | None = None,
           spec: bool = True) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices, "minimum": minimum,
                                                         "spec": spec})
@@ -153,6 +155,11 @@ class EvalProtocol:
     segmentation_samples: int | None = _rule(None, "generated images scored for mIoU/accuracy (absent: the whole "
                                              "split)", minimum=0)
     segmenter_train_steps: int = _rule(300, "training steps of the suite-trained synthetic segmenter", minimum=0)
+    fast_path: bool = _rule(True, "generate with the model's exact inference copy where it has one (CG-Norm models), "
+                            "checked against the model as defined on the first batch; `false`: the model as defined")
+    fast_path_tolerance: float = _rule(1e-4, "largest absolute difference of the inference copy's images from the "
+                                       "model's allowed on that first batch (images in [-1, 1]; 16-bit generators are checked in float32); above it the evaluation "
+                                       "falls back to the model as defined, with a note", minimum=0)
 
     def __post_init__(self) -> None:
         if isinstance(self.mask_mode, MaskMode):

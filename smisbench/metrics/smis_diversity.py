@@ -219,6 +219,7 @@ class SMISDiversity(_Generation):
         self._csd: dict[int, list[float]] = {}
         self._ocd: dict[int, list[float]] = {}
         self._skipped: dict[tuple[str, int, str], list[int]] = {}  # (note, class, size) -> label maps
+        self._per_map: dict[int, dict[int, tuple[float, float]]] = {}  # map index -> its scores (for gather)
         self.label_maps = 0
 
     def _classes(self, label: torch.Tensor) -> list[int]:
@@ -238,11 +239,35 @@ class SMISDiversity(_Generation):
             scores = {c: (0.0, 0.0) for c in classes}
         else:
             scores = self._score(label, instance, classes, index)
+        self._per_map[index] = scores
+        self._add(scores)
+        return scores
+
+    def _add(self, scores: dict[int, tuple[float, float]]) -> None:
         for c, (csd, ocd) in scores.items():
             self._csd.setdefault(c, []).append(csd)
             if not math.isnan(ocd):
                 self._ocd.setdefault(c, []).append(ocd)
-        return scores
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's maps on every rank, replayed in map order, so the means are
+        the one-process ones (a no-op in one process; ``smisbench.metrics.sharding``)."""
+        from smisbench.metrics import sharding
+
+        if not sharding.world().distributed:
+            return
+        parts = sharding.gather_objects((self._skipped, self.images_generated, self.generator_calls))
+        per_map = sharding.merge_indexed(self._per_map)
+        self._csd, self._ocd, self._skipped = {}, {}, {}
+        for scores in per_map.values():
+            self._add(scores)
+        for skipped, _, _ in parts:
+            for key, maps in skipped.items():
+                self._skipped.setdefault(key, []).extend(maps)
+        self._skipped = {key: sorted(maps) for key, maps in self._skipped.items()}
+        self._per_map, self.label_maps = per_map, len(per_map)
+        self.images_generated = sum(p[1] for p in parts)
+        self.generator_calls = sum(p[2] for p in parts)
 
     def _score(self, label, instance, classes, index) -> dict[int, tuple[float, float]]:
         semantics = self.model.semantics(label[None], None if instance is None else instance.reshape(1, *label.shape))
@@ -308,6 +333,7 @@ class LPIPSDiversity(_Generation):
     def __init__(self, model: SMISModel, lpips: LPIPSMetric, settings: DiversitySettings | None = None):
         super().__init__(model, lpips, settings or DiversitySettings())
         self._values: list[float] = []
+        self._per_map: dict[int, float] = {}  # map index -> its LPIPS (for gather)
 
     def add_label_map(self, label: torch.Tensor, instance: torch.Tensor | None = None,
                       map_index: int | None = None) -> float:
@@ -315,6 +341,7 @@ class LPIPSDiversity(_Generation):
         label = label.reshape(label.shape[-2:]).cpu()
         if self.sampling == "none":
             self._values.append(0.0)
+            self._per_map[index] = 0.0
             return 0.0
         semantics = self.model.semantics(label[None], None if instance is None else instance.reshape(1, *label.shape))
         base = self.model.sample_z(1, _generator(self.settings.seed, "base", index), self._device())
@@ -325,7 +352,20 @@ class LPIPSDiversity(_Generation):
         value = float(self.lpips.distance_from_features([f[pairs[:, 0]] for f in feats],
                                                         [f[pairs[:, 1]] for f in feats]).mean())
         self._values.append(value)
+        self._per_map[index] = value
         return value
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's maps on every rank, in map order (a no-op in one process)."""
+        from smisbench.metrics import sharding
+
+        if not sharding.world().distributed:
+            return
+        counts = sharding.gather_objects((self.images_generated, self.generator_calls))
+        self._per_map = sharding.merge_indexed(self._per_map)
+        self._values = list(self._per_map.values())
+        self.images_generated = sum(c[0] for c in counts)
+        self.generator_calls = sum(c[1] for c in counts)
 
     @property
     def notes(self) -> list[str]:

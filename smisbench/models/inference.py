@@ -257,9 +257,25 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
     return swapped
 
 
+def _detach_spectral_weights(model: nn.Module) -> None:
+    """After a forward with autograd on, spectral norm leaves ``weight`` as a graph node, which cannot be
+    deep-copied; every forward recomputes it from ``weight_orig``, so a detached value changes nothing."""
+    for sub in model.modules():
+        for hook in sub._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm) and not getattr(sub, hook.name).is_leaf:
+                setattr(sub, hook.name, getattr(sub, hook.name).detach())
+
+
+def has_inference_copy(model: nn.Module) -> bool:
+    """Whether an inference copy is worth making: the model has CG-Norms to fold (GroupDNet, VSPADE, SPADE and
+    the other CG-Norm families). Other models would gain only the baked spectral norm and the layout."""
+    return any(isinstance(m, CGNorm) for m in model.modules())
+
+
 @torch.no_grad()
 def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout."""
+    _detach_spectral_weights(model)
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
     _swap_norms(fast, LabelAnalysis())
