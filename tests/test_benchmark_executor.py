@@ -54,7 +54,7 @@ def stand_ins(monkeypatch):
                                "training": model.training, "length": len(dataset), "config": dataset_config.name})
         count = sum(p.numel() for p in model.parts()["G"].parameters())
         probe = float(next(model.parameters()).detach().sum())  # shows which weights were evaluated
-        return types.SimpleNamespace(values={"params": float(count), "fps": 1.0, "probe": probe},
+        return types.SimpleNamespace(values={"params": float(count), "fps": 1.0, "fps_fast": 1.0, "probe": probe},
                                      protocol={**protocol.to_dict(), "filled": 1},
                                      provenance={"weights": {"lpips-alex": "0" * 64}}, notes=["stand-in"])
 

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--data-root", default=".", help="folder that relative dataset roots are under (default: .)")
     run.add_argument("--checkpoint-root", default=".",
                      help="folder that relative checkpoint paths are under (default: .)")
+    run.add_argument("--artifacts", help="folder for grids, trained models and caches (default: beside the store, "
+                                         "STORE.artifacts); under torchrun every rank must read it")
     run.add_argument("--executor", help="MODULE:FUNCTION to compute cells instead of the built-in executor")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
     run.add_argument("--redo-incomplete", action="store_true",
@@ -83,37 +85,28 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from smisbench.benchmark.cells import RunOptions
-    from smisbench.benchmark.runner import run_spec
+    from smisbench.benchmark.runner import default_executor, run_spec
+    from smisbench.benchmark.sharded import shard_command
     from smisbench.benchmark.spec import load_spec
     from smisbench.benchmark.store import Store
     from smisbench.benchmark.validate import check_spec
 
     spec = load_spec(args.spec)
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
-                         device=args.device)
+                         device=args.device, artifacts_dir=Path(args.artifacts) if args.artifacts else None)
     executor = load_executor(args.executor)
     check_spec(spec, options, availability=not args.dry_run)  # a spec that cannot run never opens the store
-    from smisbench.benchmark import sharded
-    from smisbench.benchmark.runner import default_executor
-    from smisbench.metrics.sharding import joined
 
-    # under torchrun: rank 0 runs the spec into the store, the other ranks share each cell's evaluation
-    with joined(options.device or spec.device) as world:
-        if not world.is_main:
-            return sharded.follow(executor or default_executor())
-        if world.distributed:
-            executor = sharded.leading(executor or default_executor())
-        try:
-            # a dry run only reads: it never creates the store (a missing one plans as empty)
-            with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
-                summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
-                                   progress=not args.no_progress, fail_fast=args.fail_fast,
-                                   command=" ".join(["smisbench"] + sys.argv[1:]),
-                                   redo_incomplete=args.redo_incomplete)
-        finally:
-            if world.distributed:
-                sharded.stop_followers()
-    return 0 if summary.ok else 1
+    def lead(executor) -> int:
+        # a dry run only reads: it never creates the store (a missing one plans as empty)
+        with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
+            summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
+                               progress=not args.no_progress, fail_fast=args.fail_fast,
+                               command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
+        return 0 if summary.ok else 1
+
+    # under torchrun rank 0 runs the spec into the store; the other ranks share each cell's evaluation
+    return shard_command(options.device or spec.device, executor or default_executor(), lead)
 
 
 def _runs(args: argparse.Namespace) -> int:

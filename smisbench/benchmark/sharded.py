@@ -14,13 +14,14 @@ the others start it; they load the finished file (the artifact folder must be re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from smisbench.benchmark.runner import CellOutcome, ExecutionContext, Executor
 from smisbench.errors import SmisbenchError
 from smisbench.metrics import sharding
 
 CELL, STOP = "cell", "stop"
+T = TypeVar("T")
 
 
 def _settle(error: BaseException | None) -> list[str | None]:
@@ -73,3 +74,21 @@ def follow(executor: Executor) -> int:
             error = err
             sharding.warn(f"cell {cell.index} ({cell.title}) failed here: {sharding.describe_error(err)}")
         _settle(error)
+
+
+def shard_command(device: str, executor: Executor, lead: Callable[[Executor], T]) -> T | int:
+    """A command that computes cells with ``executor`` (``run``, ``score``), on every torchrun rank.
+
+    Rank 0 calls ``lead(executor)`` (the executor sending each cell to the other ranks first) and
+    returns what it returns; the other ranks follow until it is done and return 0. Without
+    torchrun this is ``lead(executor)``.
+    """
+    with sharding.joined(device) as world:
+        if not world.is_main:
+            return follow(executor)
+        if not world.distributed:
+            return lead(executor)
+        try:
+            return lead(leading(executor))
+        finally:
+            stop_followers()
