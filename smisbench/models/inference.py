@@ -181,10 +181,15 @@ def distinct_maps(label: torch.Tensor) -> tuple[list[int], torch.Tensor]:
     b = label.shape[0]
     if b > 1 and label.stride(0) == 0:  # one map expanded over the batch: nothing to compare
         return [0], torch.zeros(b, dtype=torch.int64)
+    # one pass for a fingerprint per map; only maps with equal fingerprints are compared in full
+    flat = label.reshape(b, -1)
+    weights = torch.linspace(1.0, 2.0, flat.shape[1], dtype=flat.dtype, device=flat.device)
+    prints = (flat @ weights).tolist() if flat.is_floating_point() else flat.sum(1).tolist()
     firsts: list[int] = []
     owner = []
     for i in range(b):
-        same = next((k for k, first in enumerate(firsts) if torch.equal(label[i], label[first])), None)
+        same = next((k for k, first in enumerate(firsts)
+                     if prints[i] == prints[first] and torch.equal(label[i], label[first])), None)
         if same is None:
             same = len(firsts)
             firsts.append(i)
