@@ -26,7 +26,9 @@ from smisbench.training.trainer import Trainer
 def synthetic_models() -> list[str]:
     import smisbench.data.synthetic  # noqa: F401  (registers the dataset the tiny configs are for)
 
-    return [name for name in model_names() if "synthetic" in get_entry(name).configs()]
+    # trainable ones only: installed plugin models (no discriminator) are scored, not trained here
+    return [name for name in model_names()
+            if "synthetic" in get_entry(name).configs() and get_entry(name).build_discriminator is not None]
 
 
 def _perceptual_choice() -> str:

@@ -23,6 +23,8 @@ def _command_modules() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smisbench", description=smisbench.__doc__)
     parser.add_argument("--version", action="version", version=smisbench.__version__)
+    parser.add_argument("--no-progress", dest="global_no_progress", action="store_true",
+                        help="no progress bars in any command (same as SMISBENCH_NO_PROGRESS=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _command_modules():
         importlib.import_module(name).register(sub)
@@ -32,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from smisbench.progress import silenced_while
+
     try:
-        code = args.func(args)
+        with silenced_while(args.global_no_progress or getattr(args, "no_progress", False)):
+            code = args.func(args)
     except SmisbenchError as err:
         print(f"smisbench {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -74,6 +74,11 @@ def dataset_config_names() -> list[str]:
     return DATASET_CONFIGS.names()
 
 
+def dataset_configs() -> dict[str, DatasetConfig]:
+    """Every dataset configuration by name (built-ins and registered ones): a factory model's configs."""
+    return dict(DATASET_CONFIGS.items())
+
+
 for _config in DATASETS.values():
     register_dataset(_config)
 del _config

@@ -6,6 +6,13 @@ package adds built-ins without being imported by the package that looks them up 
 shape). Registering a taken name raises unless ``replace=True`` (which loads the built-ins first,
 so the replacement stays); a miss lists the known names.
 
+Two more lazy steps a registry may have, both named as ``"module:function"`` and imported on
+first use like the locations: ``entry_points`` (a group of installed distributions' entry points,
+read once after the built-ins; ``adapt(point)`` turns each into the registered object, and one
+that fails to load prints one error naming its distribution and is left out, the other names are
+unaffected) and ``resolve(name)`` (the object for a name nobody registered, such as a factory
+reference ``pkg.mod:build``; None when it is no such reference).
+
 Each package keeps its typed functions (``get_entry``, ``get_metric``, ``get_spec`` ...) as thin
 calls into the registry declared here; to add a built-in, register it in its module and, for a
 new module, add that module to ``locations`` below.
@@ -14,7 +21,9 @@ new module, add that module to ``locations`` below.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterator
+import importlib.metadata
+import sys
+from typing import Any, Callable, Iterator
 
 from smisbench.errors import SmisbenchError, UnknownNameError
 
@@ -23,13 +32,37 @@ class DuplicateNameError(SmisbenchError, ValueError):
     """A name registered twice without ``replace=True``."""
 
 
+class PluginError(SmisbenchError):
+    """An installed plug-in (entry point) that could not be loaded; it names the distribution to fix."""
+
+
+def _hook(ref: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` hook names (imported now, on first use)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, SmisbenchError):
+        return err.problem
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 class Registry:
     """Objects of one ``kind`` by name, with built-ins imported lazily from ``locations``."""
 
-    def __init__(self, kind: str, locations: tuple[str, ...] | list[str] = ()):
+    def __init__(self, kind: str, locations: tuple[str, ...] | list[str] = (), *, entry_points: str | None = None,
+                 adapt: str | None = None, resolve: str | None = None):
         self.kind = kind
         self.locations = tuple(locations)
+        self.entry_points = entry_points  # entry-point group of installed plug-ins
+        self.adapt = adapt  # "module:function": EntryPoint -> object (default: what the entry point loads)
+        self.resolve = resolve  # "module:function": unregistered name -> object or None
         self._entries: dict[str, Any] = {}
+        self._plugins_read = False
+        self._broken: dict[str, PluginError] = {}  # plug-in name -> why it could not be loaded
+        self._resolved: dict[str, Any] = {}  # names resolve() answered, kept out of names()
         self._imported: set[str] = set()  # locations whose import finished
         self._importing: list[str] = []  # locations being imported now (a location may look names up)
         self._provisional: set[str] = set()  # registered by an import that then failed
@@ -64,11 +97,19 @@ class Registry:
 
     # ----- looking up
     def get(self, name: str) -> Any:
+        """The object under ``name``; a plug-in that failed raises why, a reference is resolved (once)."""
         self._load()
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, list(self._entries)) from None
+        if name in self._broken:
+            raise self._broken[name]
+        if name in self._resolved:
+            return self._resolved[name]
+        found = _hook(self.resolve)(name) if self.resolve else None
+        if found is None:
+            raise UnknownNameError(self.kind, name, list(self._entries))
+        self._resolved[name] = found
+        return found
 
     def names(self) -> list[str]:
         """Registered names in registration order (built-ins loaded first)."""
@@ -111,6 +152,30 @@ class Registry:
             finally:
                 self._importing.remove(location)
             self._imported.add(location)
+        if self.entry_points and not self._plugins_read and not self._importing:
+            self._load_plugins()
+
+    # ----- installed plug-ins
+    def _load_plugins(self) -> None:
+        """Register every entry point of the group once per process; a broken one is reported and left out."""
+        self._plugins_read = True  # first: a plug-in that looks names up while loading must not read them again
+        adapt = _hook(self.adapt) if self.adapt else (lambda point: point.load())
+        points = importlib.metadata.entry_points(group=self.entry_points)
+        for point in sorted(points, key=lambda p: p.name):
+            dist = getattr(point, "dist", None)
+            where = f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
+            try:
+                if point.name in self._entries:
+                    raise SmisbenchError(f"the name {point.name!r} is taken by another {self.kind}")
+                self.register(point.name, adapt(point))
+            except Exception as err:
+                problem = PluginError(
+                    f"plugin {self.kind} {point.name!r} ({point.value}) from distribution {where} cannot be loaded: "
+                    f"{_one_line(err)}",
+                    f"fix or reinstall {where.split()[0]} (entry-point group {self.entry_points}), or uninstall "
+                    f"it; the other {self.kind}s are unaffected")
+                self._broken[point.name] = problem
+                print(f"smisbench: error: {problem.problem}\n  fix: {problem.fix}", file=sys.stderr)
 
 
 def lookup(registry: Registry, name: str, default: Any = None) -> Any:
@@ -129,8 +194,10 @@ MODELS = Registry("model", locations=(
     "smisbench.models.pix2pixhd",
     "smisbench.models.bicyclegan",
     "smisbench.models.dscgan",
-))
-METRICS = Registry("metric", locations=("smisbench.metrics.builtin", "smisbench.segmenters.metric"))
+), entry_points="smisbench.models", adapt="smisbench.models.plugins:entry_of",
+   resolve="smisbench.models.plugins:factory_entry_of")
+METRICS = Registry("metric", locations=("smisbench.metrics.builtin", "smisbench.segmenters.metric",
+                                        "smisbench.metrics.locality"))
 SEGMENTERS = Registry("segmenter", locations=(
     "smisbench.segmenters.csail_upernet",
     "smisbench.segmenters.drn",

@@ -101,6 +101,21 @@ def random_inception_path(tmp_path_factory) -> Path:
     return path
 
 
+class FakeInception(torch.nn.Module):
+    """A stand-in for FID's Inception (plumbing and caching tests): a tiny fixed feature extractor in
+    torch-fidelity's calling convention, uint8 images in, ``(features,)`` out."""
+
+    weights_sha256 = "f" * 64
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Parameter(torch.randn(3 * 8 * 8, 2048, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, images):
+        pooled = torch.nn.functional.adaptive_avg_pool2d(images.float() / 255.0, 8).flatten(1)
+        return (pooled @ self.proj,)
+
+
 # ----------------------------------------------------------------------------- tiny SMIS models
 class _ClassPainter(nn.Module):
     """Class c's pixels get a colour and a stripe pattern computed from class c's code only."""

@@ -61,22 +61,53 @@ def test_specs_lists_shipped(capsys):
 
 
 def test_demo_skeleton_end_to_end(tmp_path: Path, capsys):
+    """No zoo checkpoint shipped (an empty zoo folder): GroupDNet, VSPADE, GroupNet are trained now, the other
+    rows are left out and say so; every table view, paper block and claim is written; a rerun resumes."""
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress"]
+    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress",
+            "--zoo-dir", str(tmp_path / "empty-zoo"), "--skip-real-rows", "--no-figures"]
     assert main(args) == 0
-    for name in ("report.md", "index.html", "demo.md", "demo.tex", "demo.csv", "demo.sqlite",
-                 "plots/demo_mcsd_mocd.png", "plots/demo_fid_fps.png", "plots/demo_diversity.png",
-                 "grids/demo_groupdnet.png", "grids/demo_vspade.png", "grids/demo_groupnet.png"):
+    for name in ("report.md", "index.html", "demo_table1.md", "demo_table2.tex", "demo_ablations.csv",
+                 "paper_table1.md", "demo.sqlite", "plots/demo_table1_mcsd_mocd.png", "plots/demo_table1_fid_fps.png",
+                 "grids/demo_table1_groupdnet.png", "grids/demo_table1_vspade.png", "grids/demo_table1_groupnet.png"):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "| GroupDNet |" in report and "| VSPADE |" in report and "| GroupNet |" in report
-    assert "GroupDNet's mOCD is well below VSPADE's" in report
+    assert "Not in this run (no zoo checkpoint): GroupEnc, GroupDec, MulNet, BicycleGAN, DSCGAN." in report
+    assert "GroupDNet's mOCD/mCSD is at most a third of VSPADE's" in report and "=> not measured." in report
+    assert "| GroupDNet | groupdnet | fallback |" in report and "| GroupEnc | groupenc | missing |" in report
+    assert "### Paper: Table 1: SMIS comparison on DeepFashion" in report
     with Store(out / "demo.sqlite") as store:
         (info,) = store.runs()
         assert info.computed == 3 and info.spec_name == "demo"
+        spec_text = store.run(info.run_id)["spec_text"]
+    assert "left out (no checkpoint): bicyclegan" in spec_text and "train = { steps = 60" in spec_text
     capsys.readouterr()
     assert main(args) == 0  # a rerun resumes: nothing is recomputed
     assert "0 computed, 3 reused" in capsys.readouterr().out
+
+
+def test_demo_scores_shipped_zoo_checkpoints(tmp_path: Path, capsys):
+    """A zoo folder with one verified checkpoint: that row is scored from its file (no training), the others fall
+    back or are left out; a file whose sha256 no longer matches its manifest is not used."""
+    from test_zoo_store import _ship
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    _ship(zoo, "dscgan")
+    _ship(zoo, "bicyclegan").write_bytes(b"tampered")
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--executor", "benchmark_fakes:execute", "--no-provision", "--no-progress",
+            "--zoo-dir", str(zoo), "--skip-real-rows", "--no-figures"]
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "| DSCGAN | dscgan | shipped |" in report and "| BicycleGAN | bicyclegan | missing |" in report
+    assert "| DSCGAN |" in (out / "demo_table2.md").read_text()
+    with Store(out / "demo.sqlite") as store:
+        (info,) = store.runs()
+        assert info.computed == 4
+        text = store.run(info.run_id)["spec_text"]
+    assert f'checkpoint = "{(zoo / "dscgan.pt").resolve()}"' in text
 
 
 READ_ONLY_COMMANDS = {
@@ -126,3 +157,53 @@ def test_dry_run_does_not_create_the_store(tmp_path: Path, spec_file: Path, caps
     assert main(["run", str(spec_file), "--dry-run", "--store", str(store), "--executor", "benchmark_fakes:plain"]) == 0
     assert "0 cached, 6 to run" in capsys.readouterr().out
     assert not store.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+
+
+def test_demo_retrain_rebuilds_the_zoo_and_says_so(tmp_path: Path, monkeypatch):
+    """--retrain trains every zoo entry now (here a one-model zoo with tiny settings) and scores those files."""
+    import dataclasses
+
+    import smisbench.zoo.definition as definition
+    from smisbench.reports.demo import run_demo
+
+    zoo = definition.load_zoo()
+    tiny = dataclasses.replace(zoo, dataset_options={"length": 8},
+                               models=(dataclasses.replace(zoo.model("dscgan"), steps=2, batch_size=2),),
+                               segmenter=dataclasses.replace(zoo.segmenter, steps=2))
+    monkeypatch.setattr(definition, "load_zoo", lambda: tiny)
+    import io
+
+    result = run_demo(tmp_path / "demo", fakes.execute, provision=False, progress=False, stream=io.StringIO(),
+                      retrain=True, zoo_dir=tmp_path / "empty", real_rows=False, figures=False)
+    assert result.rows["dscgan"].source == "trained now"
+    assert (tmp_path / "demo" / "zoo" / "dscgan.pt").is_file()
+    assert (tmp_path / "demo" / "zoo" / "synthetic-fcn.json").is_file()
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "The zoo was retrained from its manifests" in report and "| DSCGAN | dscgan | trained now |" in report
+    assert "the segmenter is the zoo's" in report
+
+
+def test_run_with_seeds_then_report_mean_and_interval(tmp_path: Path, spec_file: Path, capsys):
+    """`run --seeds 3`: 3 cells per model and dataset (the first the single-seed cell, reused), reported as mean ± std."""
+    import pandas as pd
+
+    store = tmp_path / "s.sqlite"
+    common = ["--store", str(store), "--executor", "benchmark_fakes:plain", "--no-progress"]
+    assert main(["run", str(spec_file), *common]) == 0
+    capsys.readouterr()
+    assert main(["run", str(spec_file), "--seeds", "3", "--dry-run", *common]) == 0
+    plan = capsys.readouterr().out
+    assert "6 cached, 12 to run" in plan and plan.splitlines()[1].split()[:4] == ["#", "model", "dataset", "seed"]
+    assert main(["run", str(spec_file), "--seeds", "3", *common]) == 0
+    assert "12 computed, 6 reused" in capsys.readouterr().out
+    with Store(store, readonly=True) as s:
+        seeds = sorted(row[0] for row in s.conn.execute("SELECT seed FROM cells WHERE run_id = 2"))
+    assert seeds == [4] * 6 + [5] * 6  # the spec's seed 3 cells came from run 1
+    assert main(["run", str(spec_file), "--seeds", "0", *common]) == 2
+    assert "fix: give a count (--seeds 3)" in capsys.readouterr().err
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(store), "--out", str(out), "--table", "small"]) == 0
+    csv = pd.read_csv(out / "small.csv")
+    assert (csv["seeds"] == 3).all() and (csv["ci_low"] <= csv["ours"]).all() and (csv["ours"] <= csv["ci_high"]).all()
+    md = (out / "small.md").read_text()
+    assert " ± " in md and "an interval over seeds (the codes drawn), not over images" in md

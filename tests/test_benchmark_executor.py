@@ -148,6 +148,25 @@ def test_unavailable_metric_is_noted_not_invented(stand_ins, tmp_path: Path):
     assert any("'miou' is not available" in note for note in outcome.notes)
 
 
+@pytest.mark.parametrize("extra", ["", 'train = { steps = 3, batch_size = 2, options = { vgg = "none" } }'])
+def test_seeds_score_one_model_with_other_codes(stand_ins, tmp_path: Path, extra: str):
+    """`seeds = 3`: three cells, one model (the same weights, trained once), evaluated with seeds 0, 1, 2."""
+    from smisbench.benchmark.executor import identify_cell
+
+    text = SPEC.replace("{extra}", extra).replace('name = "exec"', 'name = "exec"\nseeds = 3')
+    cells = expand_cells(parse_spec(text))
+    ctx = ExecutionContext(tmp_path / "artifacts")
+    identities = [identify_cell(cell, ctx) for cell in cells]
+    assert identities[0] == identities[1] == identities[2]
+    outcomes = [execute_cell(cell.resolved(identity), ctx) for cell, identity in zip(cells, identities)]
+    assert [call["protocol"].seed for call in stand_ins.evaluate] == [0, 1, 2]  # the codes' seed
+    assert len({o.values["probe"] for o in outcomes}) == 1  # the weights evaluated are the same
+    assert [t[4] for t in stand_ins.train] == ([0] if extra else [])  # trained once, with the spec's seed
+    # a fresh context (the next run) builds the same model again for a later seed
+    again = identify_cell(cells[2], ExecutionContext(tmp_path / "artifacts"))
+    assert again == identities[0] and len(stand_ins.train) == (1 if extra else 0)
+
+
 def test_checkpoint_bundle_is_loaded_and_keyed(stand_ins, tmp_path: Path):
     import torch
 
@@ -187,7 +206,7 @@ def run_quietly(spec, store):
 
 def test_rerun_after_the_models_weights_change_recomputes(stand_ins, tmp_path: Path, monkeypatch):
     """A randomly initialised model whose initialisation changed is computed again, not reported as reused."""
-    from smisbench.models import groupdnet, layers
+    from smisbench.models import family, layers
 
     spec = parse_spec(SPEC.replace("{extra}", ""))
     with Store(tmp_path / "s.sqlite") as store:
@@ -195,7 +214,7 @@ def test_rerun_after_the_models_weights_change_recomputes(stand_ins, tmp_path: P
         assert len(first.computed) == 1
         identical = run_quietly(spec, store)
         assert len(identical.reused) == 1 and len(stand_ins.evaluate) == 1
-        monkeypatch.setattr(groupdnet, "xavier_init", lambda module: layers.xavier_init(module, gain=0.05))
+        monkeypatch.setattr(family, "xavier_init", lambda module: layers.xavier_init(module, gain=0.05))
         changed = run_quietly(spec, store)
         assert len(changed.computed) == 1 and len(stand_ins.evaluate) == 2
         old, new = (store.cell(store.finished_cell(s.cells[0].key))["provenance"]["model_identity"]

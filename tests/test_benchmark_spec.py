@@ -9,7 +9,9 @@ import pytest
 
 from benchmark_fakes import SMALL_SPEC
 from smisbench.benchmark.cells import RunOptions, expand_cells, merge_protocol
-from smisbench.benchmark.spec import SpecError, load_spec, parse_spec, shipped_specs
+from smisbench.benchmark.spec import (SpecError, load_spec, parse_seeds_option, parse_spec, shipped_specs,
+                                      with_seeds)
+from smisbench.errors import SmisbenchError
 
 BASE = """
 name = "t"
@@ -44,12 +46,13 @@ def error_of(text: str) -> SpecError:
 
 def test_shipped_specs_parse_and_expand():
     counts = {name: len(expand_cells(load_spec(name), hasher=lambda p: None)) for name in shipped_specs()}
-    assert counts == {"ablations": 6, "demo": 3, "table1": 8, "table2": 15}
-    demo = load_spec("demo")
-    assert [m.name for m in demo.models] == ["groupdnet", "vspade", "groupnet"]
-    assert all(m.train is not None and m.train.steps > 0 for m in demo.models)
+    assert counts == {"ablations": 6, "demo": 15, "table1": 8, "table2": 15}
+    demo = load_spec("demo")  # the zoo's entries (smisbench/zoo/zoo.toml), each scoring its shipped checkpoint
+    assert [m.id for m in demo.models][:3] == ["groupdnet", "vspade", "groupnet"]
+    assert all(m.train is None and m.checkpoint == f"{m.id}.pt" for m in demo.models)
     assert demo.datasets[0].name == "synthetic"
-    assert set(demo.metrics) == {"fid", "mcsd_mocd", "lpips_diversity", "miou", "accuracy", "fps", "params"}
+    assert set(demo.metrics) == {"fid", "mcsd_mocd", "lpips_diversity", "locality", "miou", "accuracy", "fps",
+                                 "params"}
 
 
 def test_shipped_spec_rows_match_paper_rows():
@@ -100,6 +103,13 @@ def test_bad_cell_metrics_name_the_key(bad, key):
                    "max_ratio = 0.5\n", "claims[0].value", "not allowed"),
     (lambda t: t.replace('name = "t"', 'name = "t"\nseed = true'), "seed", "integer"),
     (lambda t: t.replace('name = "t"', 'name = "t"\ndtype = "float64"'), "dtype", "not allowed"),
+    (lambda t: t.replace('metrics = ["fid"]', 'metrics = ["she"]'), "metrics[0]", "unknown metric"),  # never computed
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = 0'), "seeds", "at least 1"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = []'), "seeds", "at least one seed"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = [1, 1]'), "seeds", "twice"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = [1, -2]'), "seeds", "at least 0"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = [1, 2.5]'), "seeds", "integers"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\nseeds = "3"'), "seeds", "a count or an array"),
 ])
 def test_mistakes_name_the_bad_key(edit, key, words):
     err = error_of(edit(BASE))
@@ -232,3 +242,57 @@ def test_protocol_docs_list_the_fields_as_defined():
         pytest.skip(f"{docs} is not part of this installation")
     text = docs.read_text(encoding="utf-8")
     assert fields_markdown() in text and fields_markdown(tuple(EXECUTOR_FIELDS.values())) in text
+
+
+def test_spec_toml_writes_back_every_shipped_spec_and_odd_values():
+    """A spec composed in code is stored as TOML text: parse(spec_toml(spec)) must be the same spec."""
+    import dataclasses
+
+    from smisbench.benchmark.spec_toml import spec_toml
+
+    odd = BASE + ('[[models]]\nid = "v2"\nname = "vspade"\nlabel = "say \\"hi\\"\\nnow"\nconfig = { ngf = 4 }\n'
+                  'train = { steps = 3, batch_size = 2, options = { lr_g = 0.5, vgg = "none" } }\n'
+                  'protocol = { n = 3, extra = { note = "x" } }\n'
+                  "[protocol.extra]\nthreshold = 1e-9\nflag = true\n")
+    specs = [load_spec(name) for name in shipped_specs()] + [parse_spec(odd, "odd.toml")]
+    for spec in specs:
+        again = parse_spec(spec_toml(spec, "a header\nof two lines"), "again")
+        assert dataclasses.replace(again, text="", source="") == dataclasses.replace(spec, text="", source=""), spec.name
+
+
+# ----------------------------------------------------------------------------- seeds
+def test_seeds_expand_every_cell_into_k_cells_that_differ_only_in_seed():
+    one = expand_cells(parse_spec(SMALL_SPEC))
+    seeded = expand_cells(parse_spec(SMALL_SPEC.replace("seed = 3", "seed = 3\nseeds = 3")))
+    assert len(seeded) == 3 * len(one) and [c.index for c in seeded] == list(range(18))
+    for k, single in enumerate(one):
+        group = seeded[3 * k:3 * k + 3]  # one model and dataset's seeds next to each other
+        assert [c.seed for c in group] == [3, 4, 5]  # the spec's seed, then seed + 1, ...
+        assert all(c.weights_seed == 3 for c in group)  # the model: built and trained with the spec's seed
+        assert all(c.model_inputs() == single.model_inputs() and c.model == single.model for c in group)
+        assert all((c.dataset, c.metrics, c.protocol) == (single.dataset, single.metrics, single.protocol)
+                   for c in group)
+        assert len({c.key for c in group}) == 3
+        assert group[0].key == single.key  # the first seed's cell is the single-seed cell, reused
+        assert group[1].title.endswith("seed 4") and not single.title.endswith("seed 3")
+        identity = {"weights_sha256": "a" * 64, "code_sha256": "b" * 64}
+        resolved = [c.resolved(identity) for c in group]  # keyed by the one model they all evaluate
+        assert resolved[0].key == single.resolved(identity).key and len({c.key for c in resolved}) == 3
+    listed = expand_cells(parse_spec(SMALL_SPEC.replace("seed = 3", "seed = 3\nseeds = [7, 3]")))
+    assert [c.seed for c in listed[:2]] == [7, 3] and listed[1].key == one[0].key
+    # a spec whose own seed is 4 trains another model: its cells are not the seed-4 replicates of seed 3
+    other = expand_cells(parse_spec(SMALL_SPEC.replace("seed = 3", "seed = 4")))
+    assert other[0].key != seeded[1].key
+
+
+def test_seeds_option_overrides_the_spec():
+    spec = parse_spec(SMALL_SPEC)
+    assert spec.eval_seeds == (3,)
+    assert parse_seeds_option("2", spec.seed) == (3, 4)
+    assert parse_seeds_option("0,9", spec.seed) == (0, 9)
+    three = with_seeds(spec, parse_seeds_option("3", spec.seed))
+    assert three.eval_seeds == (3, 4, 5) and three.text == spec.text and len(expand_cells(three)) == 18
+    for bad, words in (("0", "at least 1"), ("x", "not a number"), ("1,1", "twice"), ("1,", "not a number")):
+        with pytest.raises(SmisbenchError, match=words) as info:
+            parse_seeds_option(bad, 0)
+        assert "--seeds 3" in info.value.fix

@@ -63,7 +63,8 @@ def test_every_key_field_changes_the_cache_digest():
     base = _key()
     changed = {"dataset": "ade20k", "root": "/other", "split": "train", "image_size": (256, 512),
                "resize_filter": "bilinear", "weights_sha256": "cd" * 32, "num_samples": 99, "dtype": "float64",
-               "reader": {"preprocess": {"mode": "fixed"}}, "feature_layer": "768", "extractor": "other"}
+               "reader": {"preprocess": {"mode": "fixed"}}, "feature_layer": "768", "extractor": "other",
+               "input_resize": "clean"}
     assert set(changed) == {f.name for f in dataclasses.fields(FID.RealStatsKey)}
     digests = {base.digest()} | {_key(**{name: value}).digest() for name, value in changed.items()}
     assert len(digests) == len(changed) + 1
@@ -156,6 +157,19 @@ def test_statistics_cache_is_reused_and_invalidated(tmp_path):
         _, cached = FID.real_statistics(_key(**{"num_samples": 10, **change}), batches, features_of, tmp_path)
         assert not cached and sum(calls) > before, change
     assert len(list(tmp_path.glob("*.npz"))) == 5 and not list(tmp_path.glob("*.part"))
+
+
+def test_cached_real_features_are_a_hit_only_where_stored(tmp_path):
+    key = _key()
+    stats = {"mu": np.zeros(3), "sigma": np.eye(3)}
+    FID.save_cached_stats(key, stats, tmp_path)  # FID alone: statistics only
+    assert FID.load_cached_stats(key, tmp_path) is not None
+    assert FID.load_cached_stats(key, tmp_path, with_features=True) is None  # KID & co. must recompute
+    features = np.arange(6, dtype=np.float32).reshape(2, 3)
+    FID.save_cached_stats(key, stats, tmp_path, features)
+    both = FID.load_cached_stats(key, tmp_path, with_features=True)
+    assert np.array_equal(both["features"], features) and np.array_equal(both["sigma"], stats["sigma"])
+    assert "features" not in FID.load_cached_stats(key, tmp_path)
 
 
 def test_fid_needs_two_images():

@@ -46,10 +46,12 @@ def test_timeout_comes_from_the_environment(monkeypatch):
 
 def _plans(metrics, visit: int, size: int, batch: int = 4):
     """Each rank's (start, size, owned) batches, from evaluate's own planner under a fake world."""
+    import importlib
     import types
 
-    from smisbench.metrics import evaluate
     from smisbench.metrics.protocol import EvalProtocol
+
+    evaluate = importlib.import_module("smisbench.metrics.evaluate")  # the module (the package binds the function)
 
     ctx = types.SimpleNamespace(dataset=[None] * visit, protocol=EvalProtocol(batch_size=batch))
     plans = []
@@ -120,11 +122,13 @@ def test_diversity_scorers_replay_gathered_maps_in_map_order(monkeypatch, lpips_
         shares = [cls(ToyPerClassModel(), lpips_random, settings) for _ in range(2)]
         for k, label in enumerate(labels):
             shares[k % 2].add_label_map(label, None, k)
-        parts = {"gather": [(s._skipped, s.images_generated, s.generator_calls) if cls is SMISDiversity
-                            else (s.images_generated, s.generator_calls) for s in shares],
-                 "merge": [s._per_map for s in shares]}
+        held = [s.scores if cls is SMISDiversity else s for s in shares]  # where the per-map scores live
+        parts = {"skipped": [dict(h._skipped) for h in held] if cls is SMISDiversity else None,
+                 "counts": [(s.images_generated, s.generator_calls) for s in shares],
+                 "merge": [h._per_map for h in held]}
         monkeypatch.setattr(sharding, "world", lambda: World(0, 2))
-        monkeypatch.setattr(sharding, "gather_objects", lambda obj: parts["gather"])
+        monkeypatch.setattr(sharding, "gather_objects",
+                            lambda obj: parts["skipped"] if isinstance(obj, dict) else parts["counts"])
         monkeypatch.setattr(sharding, "merge_indexed", lambda local: dict(sorted(
             (k, v) for part in parts["merge"] for k, v in part.items())))
         shares[0].gather()

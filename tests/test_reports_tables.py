@@ -16,7 +16,7 @@ from smisbench.benchmark.spec import parse_spec
 from smisbench.benchmark.store import Store
 from smisbench.reports.build import report_tables, write_report
 from smisbench.reports.claims import check_claims
-from smisbench.reports.tables import MISSING, build_table, display_frame, long_frame, to_csv, to_latex, to_markdown
+from smisbench.reports.tables import MISSING, PAPER_ONLY, build_table, display_frame, long_frame, to_csv, to_latex, to_markdown
 
 PARTIAL_TABLE1 = """
 name = "table1-partial"
@@ -90,7 +90,7 @@ def test_long_frame_statuses_and_differences(store: Store):
     frame = long_frame(build_table(store, "table1"))
     assert len(frame) == 9 * 8
     counts = frame["status"].value_counts().to_dict()
-    assert counts == {"measured": 19, "not computable (paper only)": 8, "not computable": 1, "missing": 44}
+    assert counts == {"measured": 19, "paper only, never computed": 8, "never computed": 1, "missing": 44}
     measured = frame[frame.status == "measured"]
     assert measured["ours"].notna().all() and frame[frame.status != "measured"]["ours"].isna().all()
     row = frame[(frame.model == "GroupDNet") & (frame.metric == "fid")].iloc[0]
@@ -116,7 +116,10 @@ def test_markdown_and_latex_show_missing(store: Store):
     assert lines[0].startswith("| model | FID | FID paper | Δ FID | mCSD |")
     mulnet = next(line for line in lines if line.startswith("| MulNet |"))
     cells = [c.strip() for c in mulnet.strip("|").split("|")][1:]
-    assert cells[0::3] == [MISSING] * 8 and cells[1::3][0] == "12.07" and cells[2::3] == [MISSING] * 8
+    she = [str(c) for c in table.columns].index("deepfashion:she")  # SHE: the paper's reference column
+    assert cells[0::3] == [MISSING] * she + [PAPER_ONLY] + [MISSING] * (7 - she)  # fps_fast last: ours only
+    assert cells[1::3][0] == "12.07" and cells[1::3][she] == "79.2" and cells[2::3] == [MISSING] * 8
+    assert "paper only = carried from the paper, never computed" in md
     groupdnet = next(line for line in lines if line.startswith("| GroupDNet |"))
     fid_ours = float(groupdnet.split("|")[2])
     assert fid_ours == pytest.approx(stored(store, "GroupDNet", "fid"), abs=0.005)
@@ -143,7 +146,10 @@ def test_empty_store_gives_paper_only_tables(tmp_path: Path):
             assert table.measured() == 0
             frame = display_frame(table)
             ours = frame.xs("ours", axis=1, level=1)
-            assert (ours == MISSING).all().all()
+            computable = [c for c in ours.columns if c != "SHE"]
+            assert (ours[computable] == MISSING).all().all()
+            if "SHE" in ours.columns:  # the human study: the paper's number, never ours
+                assert (ours["SHE"] == PAPER_ONLY).all()
             assert "no runs" in table.notes[0]
         written = write_report(s, tmp_path / "out")
         assert {"table1.md", "table2.csv", "ablations.tex", "report.md", "index.html"} <= set(written)
@@ -166,7 +172,8 @@ def test_table_without_paper_lists_measured_only(tmp_path: Path):
 
 
 def test_claims_are_checked_on_measured_numbers(store: Store):
-    (claim,) = check_claims(store, "table1")
+    (check,) = check_claims(store, "table1")
+    (claim,) = check.comparisons
     assert claim.model_value == stored(store, "GroupDNet", "mocd")
     assert claim.reference_value == stored(store, "VSPADE", "mocd")
     assert claim.verdict == ("holds" if claim.model_value / claim.reference_value <= 0.5 else "does not hold")
@@ -223,3 +230,58 @@ def test_report_command(store: Store, tmp_path: Path, capsys):
     assert pd.read_csv(out / "table1.csv")["ours"].notna().sum() == 19
     assert main(["report", "--store", str(tmp_path / "absent.sqlite"), "--out", str(out)]) == 2
     assert "no results store" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- seeds and SHE
+def known_by_seed(cell, ctx):
+    """FID 10, 11, 12 and mOCD 0.010, 0.020, 0.030 for seeds 0, 1, 2 (GroupDNet; VSPADE's twice as large);
+    and a SHE number that no executor may supply."""
+    outcome = fakes.fake_outcome(cell)
+    factor = 2.0 if cell.model.id == "vspade" else 1.0
+    outcome.values.update({"fid": factor * (10.0 + cell.seed), "mocd": factor * 0.01 * (1 + cell.seed),
+                           "she": 99.0})
+    return outcome
+
+
+def test_seeded_values_show_mean_and_std_with_the_interval_in_csv(tmp_path: Path):
+    from smisbench.benchmark.uncertainty import summarise
+    from smisbench.reports.tables import to_html
+
+    text = PARTIAL_TABLE1.replace('table = "table1"', 'table = "table1"\nseeds = 3')  # seeds 0, 1, 2
+    with Store(tmp_path / "s.sqlite") as s:
+        run_spec(parse_spec(text), s, known_by_seed, progress=False, stream=io.StringIO(),
+                 environment=fakes.fake_environment)
+        table = build_table(s, "table1")
+        fid = Column("deepfashion", "fid")
+        spread = table.spread("GroupDNet", fid)
+        assert (spread.n, spread.mean, spread.std) == (3, 11.0, 1.0)
+        assert table.our_value("GroupDNet", fid) == 11.0
+        ours = display_frame(table).xs("ours", axis=1, level=1)
+        assert ours.loc["GroupDNet", "FID"] == "11.00 ± 1.00" and ours.loc["GroupDNet", "mOCD"] == "0.0200 ± 0.0100"
+        assert display_frame(table).loc["GroupDNet", ("FID", "Δ")] == "+1.50"  # mean − paper's 9.50
+        assert ours.loc["GroupDNet", "SHE"] == PAPER_ONLY  # the stored 99 is not shown as ours
+        assert any("SHE is never computed; a stored value for it was left out" in n for n in table.notes)
+        frame = long_frame(table)
+        row = frame[(frame.model == "GroupDNet") & (frame.metric == "fid")].iloc[0]
+        expected = summarise([10.0, 11.0, 12.0])
+        assert (row["seeds"], row["std"]) == (3, 1.0)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected.low, expected.high))
+        assert row["ci_low"] <= 11.0 <= row["ci_high"]
+        back = pd.read_csv(io.StringIO(to_csv(table)))
+        assert back.loc[row.name, "ci_low"] == pytest.approx(expected.low)
+        she = frame[(frame.model == "GroupDNet") & (frame.metric == "she")].iloc[0]
+        assert math.isnan(she["ours"]) and she["status"] == "paper only, never computed" and she["paper"] == 81.2
+        md, tex, html = to_markdown(table), to_latex(table), to_html(table)
+        assert "| 11.00 ± 1.00 | 9.50 | +1.50 |" in md and "a ± b = mean ± std over seeds" in md
+        assert r"11.00 $\pm$ 1.00" in tex and "±" not in tex and "paper only" in tex
+        assert "<td>11.00 ± 1.00</td>" in html and '<td class="paper-only">paper only</td>' in html
+        # the claim is judged on the means over seeds: 0.02 / 0.04
+        (check,) = check_claims(s, "table1")
+        (claim,) = check.comparisons
+        assert (claim.model_value, claim.reference_value) == pytest.approx((0.02, 0.04))
+        # a newer single-seed run into the table wins, as any newer run does: one value, no ±
+        run_spec(parse_spec(PARTIAL_TABLE1), s, known_by_seed, progress=False, stream=io.StringIO(),
+                 environment=fakes.fake_environment)
+        single = build_table(s, "table1")
+        assert single.spread("GroupDNet", fid).n == 1 and single.our_value("GroupDNet", fid) == 10.0
+        assert display_frame(single).loc["GroupDNet", ("FID", "ours")] == "10.00" and not single.seeded

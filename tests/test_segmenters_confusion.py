@@ -96,6 +96,40 @@ def test_per_class_table_is_a_dataframe_with_names():
     np.testing.assert_allclose(table["iou"], cm.per_class_iou())
 
 
+KNOWN = [[5, 1, 0, 0],
+         [2, 3, 0, 0],
+         [0, 0, 0, 0],  # "sky": in neither ground truth nor predictions
+         [0, 1, 0, 4]]
+
+
+def test_per_class_iou_table_of_a_known_matrix():
+    """IoU 5/8, 3/7, undefined, 4/5; accuracy 5/6, 3/5, undefined, 4/5; mIoU by each absent-class rule."""
+    from smisbench.reports.tables import MISSING, per_class_iou_markdown
+
+    cm = ConfusionMatrix(4, 255, torch.tensor(KNOWN))
+    names = ["road", "car", "sky", "person|rider"]
+    text = per_class_iou_markdown(cm, names)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    cells = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows]
+    assert [c[:4] for c in cells[:4]] == [["0", "road", "62.5", "83.3"], ["1", "car", "42.9", "60.0"],
+                                          ["2", "sky", MISSING, MISSING], ["3", "person\\|rider", "80.0", "80.0"]]
+    assert [c[4:] for c in cells[:4]] == [["6", "7"], ["5", "5"], ["0", "0"], ["5", "4"]]
+    assert cells[4][1:3] == ["**mIoU** (nanmean)", "61.8"] and cells[4][3].startswith("75.0")
+    sceneparsing = per_class_iou_markdown(cm, names, rule="sceneparsing")
+    assert "| | **mIoU** (sceneparsing) | 46.3 |" in sceneparsing  # the absent class counts 0
+
+
+def test_per_class_iou_table_from_stored_details_is_the_same():
+    from smisbench.reports.tables import per_class_iou_markdown
+
+    cm = ConfusionMatrix(4, 255, torch.tensor(KNOWN))
+    details = {"segmentation_confusion": {**cm.to_dict(), "classes": ["a", "b", "c", "d"],
+                                          "absent_class_rule": "sceneparsing"}}
+    assert per_class_iou_markdown(details) == per_class_iou_markdown(cm, ["a", "b", "c", "d"], "sceneparsing")
+    with pytest.raises(SmisbenchError, match="no confusion matrix"):
+        per_class_iou_markdown({"fid": {}})
+
+
 def test_out_of_range_ids_are_refused_with_the_fix():
     cm = ConfusionMatrix(19, 255)
     with pytest.raises(SmisbenchError, match="label convention"):

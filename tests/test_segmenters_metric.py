@@ -34,8 +34,10 @@ def scored(tmp_path_factory):
     data = SyntheticSMIS("test", length=8)
     protocol = EvalProtocol(segmenter="synthetic-fcn", segmenter_train_steps=150, batch_size=4)
     cache = tmp_path_factory.mktemp("cache")
-    good = evaluate(Oracle(data), data, data.config, ["miou", "accuracy"], protocol, "cpu", stats_cache_dir=cache, progress=False)
-    bad = evaluate(Oracle(data, grey=True), data, data.config, ["miou"], protocol, "cpu", stats_cache_dir=cache, progress=False)
+    good = evaluate(Oracle(data), data, data.config, ["miou", "accuracy"], protocol, "cpu", segmenter_cache_dir=cache,
+                    progress=False)
+    bad = evaluate(Oracle(data, grey=True), data, data.config, ["miou"], protocol, "cpu", segmenter_cache_dir=cache,
+                   progress=False)
     return good, bad, cache
 
 
@@ -52,6 +54,16 @@ def test_provenance_names_the_trained_segmenter_and_its_checksum(scored):
     assert len(checkpoint["sha256"]) == 64 and checkpoint["file"].startswith(str(cache))
     assert good.provenance["scoring_protocol"]["segmenter"] == "synthetic-fcn"
     assert any("trained by the suite" in note for note in good.notes)
+
+
+def test_details_keep_the_one_confusion_matrix_for_the_per_class_table(scored):
+    from smisbench.reports.tables import per_class_iou_markdown
+
+    good, _, _ = scored
+    stored = good.details["segmentation_confusion"]
+    assert len(stored["classes"]) == stored["num_classes"] == len(good.details["segmentation_per_class"])
+    table = per_class_iou_markdown(good.details)
+    assert f"| {100 * good.values['miou']:.1f} |" in table.splitlines()[-3]  # the mIoU row: the metric's number
 
 
 def test_missing_segmenter_is_a_clear_error():
@@ -110,9 +122,12 @@ def test_suite_trained_segmenter_is_cached_under_xdg_cache_home(monkeypatch, tmp
     with pytest.raises(Stop):
         metric._segmenter(_context()[1])
     assert seen["cache"] == tmp_path / "xdg" / "smisbench" / "segmenters"
-    with pytest.raises(Stop):  # an explicit stats cache still wins
+    with pytest.raises(Stop):  # a FID statistics folder (the harness once passed a store's) does not move them
         metric._segmenter(_context(stats_cache_dir=tmp_path / "stats")[1])
-    assert seen["cache"] == tmp_path / "stats" / "segmenters"
+    assert seen["cache"] == tmp_path / "xdg" / "smisbench" / "segmenters"
+    with pytest.raises(Stop):  # their own folder does
+        metric._segmenter(_context(segmenter_cache_dir=tmp_path / "own")[1])
+    assert seen["cache"] == tmp_path / "own"
     monkeypatch.setenv("XDG_CACHE_HOME", "")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(Stop):

@@ -47,7 +47,13 @@ class ValueInfo:
         return stored * self.scale
 
     def format(self, shown: float) -> str:
-        return f"{shown:.{self.digits}f}"
+        """``digits`` decimals; a non-zero value too small for them (0.004 M parameters) gets two significant digits."""
+        return f"{shown:.{self.decimals(shown)}f}"
+
+    def decimals(self, shown: float) -> int:
+        from smisbench.formatting import decimals
+
+        return decimals(shown, self.digits)
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,26 @@ class Catalog:
     values: dict[str, ValueInfo]
 
     def value(self, key: str) -> ValueInfo:
-        """Info for a value key; unknown keys (extra numbers an evaluator stores) are informational."""
+        """Info for a value key or a ratio ``"a/b"``; unknown keys (extra numbers an evaluator stores) are
+        informational."""
         if key in self.values:
             return self.values[key]
+        derived = self.ratio(key)
+        if derived is not None:
+            return derived
         return ValueInfo(key=key, label=key, direction="equal", abs_tolerance=math.inf)
+
+    def ratio(self, key: str) -> ValueInfo | None:
+        """A derived value ``"a/b"`` (mOCD per unit of mCSD, say); None when ``key`` is not a ratio of two
+        known values judged in opposite directions (only then does the ratio have a better direction)."""
+        a, sep, b = key.partition("/")
+        if not sep or a not in self.values or b not in self.values:
+            return None
+        da, db = self.values[a].direction, self.values[b].direction
+        if {da, db} != {"higher", "lower"}:
+            return None
+        return ValueInfo(key=key, label=f"{self.values[a].label}/{self.values[b].label}", direction=da,
+                         digits=3)
 
     def produces(self, metrics: list[str] | tuple[str, ...]) -> list[str]:
         keys: list[str] = []

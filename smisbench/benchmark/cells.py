@@ -3,11 +3,13 @@
 A cell's key hashes everything that can change its numbers and nothing that only changes how
 it is shown (labels, the data folder's location). Read off the spec alone it covers the model's
 name, config, checkpoint file and training budget, the dataset and split, metrics, protocol,
-seed, device and dtype. Once the model is materialised (built, loaded or trained) the key is
-*resolved*: the checkpoint file gives way to what is actually evaluated, the digest of the
-model's state dict and the hash of the source of the modules that define its classes
-(:func:`model_identity`). A finished cell with the same resolved key is never recomputed; a
-model whose weights or code changed is.
+seed (the evaluation seed; the model's seed only where it differs), device and dtype. Once the
+model is materialised (built, loaded or trained) the key is *resolved*: the checkpoint file
+gives way to what is actually evaluated, the digest of the model's state dict and the hash of
+the source of the modules that define its classes (:func:`model_identity`). A finished cell
+with the same resolved key is never recomputed; a model whose weights or code changed is.
+A spec with ``seeds = K`` gives K cells per model and dataset that differ only in ``seed``
+(the codes the metrics draw); the model is the same.
 """
 
 from __future__ import annotations
@@ -70,11 +72,20 @@ class Cell:
     checkpoint_sha256: str | None
     data_root: Path
     model_identity: dict[str, str] | None = None  # weights_sha256, code_sha256 of the materialised model
+    model_seed: int | None = None  # the seed the model is built or trained with; None: ``seed``
+    replicates: int = 1  # how many seeds the spec evaluates this model and dataset with (not in the key)
     key: str = field(default="", compare=False)
 
     @property
+    def weights_seed(self) -> int:
+        """The seed of the model's initialisation and training: the spec's ``seed`` for every seed's cell, so
+        the K cells of ``seeds = K`` score one and the same model (``seed`` only draws the metrics' codes)."""
+        return self.seed if self.model_seed is None else self.model_seed
+
+    @property
     def title(self) -> str:
-        return f"{self.model.label} @ {self.dataset.label}/{self.dataset.split}"
+        where = f"{self.model.label} @ {self.dataset.label}/{self.dataset.split}"
+        return f"{where} seed {self.seed}" if self.replicates > 1 else where
 
     @property
     def dataset_root(self) -> Path:
@@ -105,6 +116,8 @@ class Cell:
             "seed": self.seed,
             "device": self.device,
             "dtype": self.dtype,
+            # only when it differs, so the first of K seeds is keyed as the single-seed cell and reused
+            **({"model_seed": self.weights_seed} if self.weights_seed != self.seed else {}),
         }
 
     def resolved(self, model_identity: dict[str, str]) -> "Cell":
@@ -142,11 +155,14 @@ def _source_sha256(module_name: str, classes: list[type]) -> str:
         text = "".join(inspect.getsource(cls) for cls in classes)
     except (OSError, TypeError):
         return "source unavailable"
+    if not classes:
+        return "source unavailable"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def code_modules(model: Any) -> dict[str, str]:
-    """sha256 of each module that defines a class of ``model`` or of its submodules (their bases included).
+    """sha256 of each module that defines a class of ``model`` or of its submodules (their bases included),
+    and of the modules the model names as its ``code_origins`` (the file of the factory that made it).
 
     Only these modules: an edit elsewhere in the project (a metric, another model) leaves the hash alone.
     """
@@ -155,7 +171,10 @@ def code_modules(model: Any) -> dict[str, str]:
         for cls in type(module).__mro__:
             if not _outside_project(cls.__module__) and cls not in classes.setdefault(cls.__module__, []):
                 classes[cls.__module__].append(cls)
-    return {name: _source_sha256(name, found) for name, found in sorted(classes.items()) if found}
+    for name in getattr(model, "code_origins", ()):
+        if not _outside_project(name):
+            classes.setdefault(name, [])
+    return {name: _source_sha256(name, found) for name, found in sorted(classes.items())}
 
 
 def code_sha256(modules: dict[str, str]) -> str:
@@ -206,27 +225,32 @@ def expand_cells(spec: BenchmarkSpec, options: RunOptions = RunOptions(),
     """Every cell of the spec in run order, each with its key."""
     cells = []
     device = options.device or spec.device
-    for index, cell_spec in enumerate(_cell_specs(spec)):
+    seeds = spec.eval_seeds
+    for cell_spec in _cell_specs(spec):
         model, dataset = spec.model(cell_spec.model), spec.dataset(cell_spec.dataset)
         ckpt_path = None
         if model.checkpoint:
             ckpt_path = Path(model.checkpoint)
             if not ckpt_path.is_absolute():
                 ckpt_path = options.checkpoint_root / ckpt_path
-        cell = Cell(
-            index=index,
-            spec_name=spec.name,
-            table=spec.table,
-            model=model,
-            dataset=dataset,
-            metrics=tuple(cell_spec.metrics or spec.metrics),
-            protocol=merge_protocol(spec.protocol, dataset.protocol, model.protocol, cell_spec.protocol),
-            seed=spec.seed,
-            device=device,
-            dtype=spec.dtype,
-            checkpoint_path=ckpt_path,
-            checkpoint_sha256=hasher(ckpt_path) if ckpt_path else None,
-            data_root=options.data_root,
-        )
-        cells.append(replace(cell, key=cell_key(cell)))
+        ckpt_sha256 = hasher(ckpt_path) if ckpt_path else None
+        for seed in seeds:  # one cell per evaluation seed, next to each other (the model is built once)
+            cell = Cell(
+                index=len(cells),
+                spec_name=spec.name,
+                table=spec.table,
+                model=model,
+                dataset=dataset,
+                metrics=tuple(cell_spec.metrics or spec.metrics),
+                protocol=merge_protocol(spec.protocol, dataset.protocol, model.protocol, cell_spec.protocol),
+                seed=seed,
+                device=device,
+                dtype=spec.dtype,
+                checkpoint_path=ckpt_path,
+                checkpoint_sha256=ckpt_sha256,
+                data_root=options.data_root,
+                model_seed=spec.seed,
+                replicates=len(seeds),
+            )
+            cells.append(replace(cell, key=cell_key(cell)))
     return cells

@@ -1,4 +1,4 @@
-"""``smisbench run | runs | specs | compare | baseline``: the benchmark harness on the command line."""
+"""``smisbench run | runs | specs | compare | baseline | score``: the benchmark harness on the command line."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--artifacts", help="folder for grids, trained models and caches (default: beside the store, "
                                          "STORE.artifacts); under torchrun every rank must read it")
     run.add_argument("--executor", help="MODULE:FUNCTION to compute cells instead of the built-in executor")
+    run.add_argument("--seeds", metavar="K|S1,S2,..",
+                     help="evaluate every cell with K seeds (the spec's seed, seed+1, ...) or with these seeds, "
+                          "instead of the spec's `seeds`; the model is the same, only the codes drawn differ")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
     run.add_argument("--redo-incomplete", action="store_true",
                      help="also rerun finished cells that lack a value (a metric unavailable when they ran)")
@@ -42,12 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare", help="per-metric deltas between two runs (or a baseline file); exit 1 on a regression",
         description="Compare run B against run A (or against --baseline FILE). Runs are numbers or uuid "
                     "prefixes from `smisbench runs`, `latest` or `latest:SPEC`. Exit status 1 when any value "
-                    "regressed beyond its tolerance (direction-aware; see metrics.toml).")
+                    "regressed beyond its tolerance (direction-aware; see metrics.toml). A value that A holds "
+                    "for two seeds or more is judged by A's bootstrap 95 percent interval over seeds instead: worse "
+                    "only when B's mean is outside it on the bad side and B's interval does not overlap it.")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or RUN_B alone with --baseline")
     compare.add_argument("--baseline", help="a baseline JSON file (from `smisbench baseline`) used as A")
     compare.add_argument("--store", default=_default_store(), help=STORE_HELP)
     compare.add_argument("--tolerance", action="append", default=[], metavar="METRIC=TOL",
                          help="override a tolerance: fid=0.5 (absolute, stored units) or fps=10%% (relative)")
+    compare.add_argument("--no-intervals", action="store_true",
+                         help="judge every value by its fixed tolerance, even where A has an interval over seeds")
     compare.add_argument("--allow-missing", action="store_true", help="a value missing from B is not a regression")
     compare.add_argument("--allow-incomplete", action="store_true",
                          help="compare a run that is running, interrupted or failed (flagged in the output)")
@@ -60,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     baseline.add_argument("--allow-incomplete", action="store_true",
                           help="save a run that is running, interrupted or failed")
     baseline.set_defaults(func=_baseline)
+
+    from smisbench.benchmark.score_cli import register as register_score
+
+    register_score(sub)
 
 
 def load_executor(ref: str | None):
@@ -87,11 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     from smisbench.benchmark.cells import RunOptions
     from smisbench.benchmark.runner import default_executor, run_spec
     from smisbench.benchmark.sharded import shard_command
-    from smisbench.benchmark.spec import load_spec
+    from smisbench.benchmark.spec import load_spec, parse_seeds_option, with_seeds
     from smisbench.benchmark.store import Store
     from smisbench.benchmark.validate import check_spec
 
     spec = load_spec(args.spec)
+    if args.seeds is not None:
+        spec = with_seeds(spec, parse_seeds_option(args.seeds, spec.seed))
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
                          device=args.device, artifacts_dir=Path(args.artifacts) if args.artifacts else None)
     executor = load_executor(args.executor)
@@ -164,7 +177,7 @@ def _compare(args: argparse.Namespace) -> int:
         flag_b = completeness(store, run_b, args.allow_incomplete)
         flags.append((run_b, flag_b))
         values_b = values_of_run(store, run_b)
-    deltas = compare_values(values_a, values_b, overrides)
+    deltas = compare_values(values_a, values_b, overrides, intervals=not args.no_intervals)
     if args.allow_missing:
         from dataclasses import replace
 

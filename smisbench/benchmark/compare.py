@@ -3,6 +3,16 @@
 Whether a change is better or worse depends on the metric (lower FID is better, higher mCSD is
 better, a changed parameter count is a change); directions and tolerances come from
 metrics.toml and can be overridden per metric. A regression makes ``smisbench compare`` exit 1.
+
+A run with several seeds (``seeds = K``) gives each value K seed-level numbers; the value is
+their mean, and where the reference side A has two seeds or more its bootstrap 95 % interval
+of the mean (``uncertainty``) replaces the fixed tolerance (:func:`interval_verdict`): B's mean
+inside A's interval is the same; outside it, the change counts only when B's own interval (if B
+has one) does not overlap A's, since overlapping intervals are no evidence of a change. The
+fixed tolerance still judges a value whose reference has one seed, whose seeds all gave the same
+number (a zero-width interval: the value does not depend on the seed, such as a parameter count
+or the FID of a model without codes, so the seeds say nothing about its noise), and a value
+whose tolerance is overridden on the command line (``--tolerance``; ``--no-intervals`` for all).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from typing import Any
 
 from smisbench.benchmark.catalog import ValueInfo, catalog
 from smisbench.benchmark.store import Store, now
+from smisbench.benchmark.uncertainty import Spread, summarise
 from smisbench.errors import SmisbenchError
 from smisbench.io import atomic_write_text
 
@@ -43,6 +54,9 @@ class Delta:
     b: float | None
     tolerance: float
     verdict: str  # better, same, worse, changed, missing, new
+    spread_a: Spread | None = None  # the seeds of each side (an interval with two or more)
+    spread_b: Spread | None = None
+    rule: str = "tolerance"  # what judged it: "tolerance" or "interval" (A's bootstrap interval)
 
     @property
     def delta(self) -> float | None:
@@ -94,12 +108,31 @@ def verdict(info: ValueInfo, a: float | None, b: float | None, tolerance: Tolera
     return ("better" if improved else "worse"), allowed
 
 
+def interval_verdict(info: ValueInfo, a: Spread, b: Spread) -> str:
+    """Judge B's mean against A's bootstrap interval (see the module doc); A must have a non-zero-width interval."""
+    if a.contains(b.mean) or a.overlaps(b):
+        return "same"
+    if info.direction == "equal":
+        return "changed"
+    improved = b.mean > a.high if info.direction == "higher" else b.mean < a.low
+    return "better" if improved else "worse"
+
+
+def _entry(model_label: str, seeds: dict[int, float]) -> dict[str, Any]:
+    """One compared value: the mean over its finite seed-level numbers (nan if none), and the numbers by seed."""
+    spread = summarise(seeds.values())
+    return {"value": math.nan if spread is None else spread.mean, "model_label": model_label, "seeds": seeds}
+
+
 def values_of_run(store: Store, run_id: int) -> dict[Key, dict[str, Any]]:
-    out = {}
+    """Per value key: ``value`` (the mean over the run's seeds), ``model_label`` and ``seeds`` {seed: value}."""
+    seeds: dict[Key, dict[int, float]] = {}
+    labels: dict[Key, str] = {}
     for row in store.run_results(run_id):
-        out[(row["model_id"], row["dataset_id"], row["split"], row["metric"])] = {
-            "value": row["value"], "model_label": row["model_label"]}
-    return out
+        key = (row["model_id"], row["dataset_id"], row["split"], row["metric"])
+        seeds.setdefault(key, {})[int(row["seed"])] = row["value"]
+        labels[key] = row["model_label"]
+    return {key: _entry(labels[key], by_seed) for key, by_seed in seeds.items()}
 
 
 def completeness(store: Store, run_id: int, allow: bool) -> str:
@@ -125,7 +158,8 @@ def save_baseline(store: Store, run_id: int, path: str | Path) -> int:
     run = store.run(run_id)
     values = [
         {"model_id": k[0], "dataset_id": k[1], "split": k[2], "metric": k[3], "model_label": v["model_label"],
-         "value": None if not math.isfinite(v["value"]) else v["value"]}
+         "value": None if not math.isfinite(v["value"]) else v["value"],
+         "seeds": [[seed, None if not math.isfinite(x) else x] for seed, x in sorted(v["seeds"].items())]}
         for k, v in sorted(values_of_run(store, run_id).items())
     ]
     if not values:
@@ -151,14 +185,20 @@ def load_baseline(path: str | Path) -> tuple[str, dict[Key, dict[str, Any]]]:
     values = {}
     for item in doc["values"]:
         value = math.nan if item["value"] is None else float(item["value"])
+        # the seed-level numbers (a baseline without them, from before seeds were kept, has none)
+        seeds = {int(seed): math.nan if x is None else float(x) for seed, x in item.get("seeds", [])}
         values[(item["model_id"], item["dataset_id"], item["split"], item["metric"])] = {
-            "value": value, "model_label": item.get("model_label", item["model_id"])}
+            "value": value, "model_label": item.get("model_label", item["model_id"]), "seeds": seeds}
     return f"baseline {path.name} (run {doc.get('run_id')} of {doc.get('spec_name')})", values
 
 
 def compare_values(a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]],
-                   overrides: dict[str, Tolerance] | None = None) -> list[Delta]:
-    """A delta per value key present in either side, in a stable order."""
+                   overrides: dict[str, Tolerance] | None = None, intervals: bool = True) -> list[Delta]:
+    """A delta per value key present in either side, in a stable order.
+
+    With ``intervals`` a value whose A side has a bootstrap interval over seeds (of non-zero
+    width) and no tolerance override is judged by the interval; everything else by its tolerance.
+    """
     overrides = overrides or {}
     out = []
     for key in sorted(set(a) | set(b)):
@@ -166,11 +206,19 @@ def compare_values(a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]],
         info = catalog().value(metric)
         va = a[key]["value"] if key in a else None
         vb = b[key]["value"] if key in b else None
+        spread_a = summarise(a[key].get("seeds", {}).values()) if key in a else None
+        spread_b = summarise(b[key].get("seeds", {}).values()) if key in b else None
         label = (b.get(key) or a.get(key))["model_label"]
         name, allowed = verdict(info, va, vb, _tolerance_for(info, overrides))
+        rule = "tolerance"
+        usable = (intervals and metric not in overrides and spread_a is not None and spread_a.width > 0
+                  and spread_b is not None)
+        if usable and name not in ("missing", "new"):
+            name, rule = interval_verdict(info, spread_a, spread_b), "interval"
         out.append(Delta(label if label == model else f"{label} ({model})", dataset, split, metric,
                          None if va is None or not math.isfinite(va) else va,
-                         None if vb is None or not math.isfinite(vb) else vb, allowed, name))
+                         None if vb is None or not math.isfinite(vb) else vb, allowed, name,
+                         spread_a, spread_b, rule))
     return out
 
 
@@ -178,11 +226,24 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.6g}"
 
 
+def _side(mean: float | None, spread: Spread | None) -> str:
+    """A side's value; with several seeds "mean ± std (K seeds)"."""
+    if mean is None or spread is None or spread.std is None:
+        return _fmt(mean)
+    return f"{mean:.6g} ± {spread.std:.3g} ({spread.n} seeds)"
+
+
+def _allowed(delta: Delta) -> str:
+    if delta.rule == "interval":
+        return f"A's 95% CI [{delta.spread_a.low:.6g}, {delta.spread_a.high:.6g}]"
+    return f"{delta.tolerance:.3g}"
+
+
 def format_deltas(deltas: list[Delta], title_a: str, title_b: str) -> str:
     """A plain-text table of the deltas and a one-line summary."""
     headers = ["model", "dataset", "metric", "A", "B", "B - A", "tolerance", "verdict"]
-    rows = [[d.model, f"{d.dataset}/{d.split}", d.metric, _fmt(d.a), _fmt(d.b),
-             "—" if d.delta is None else f"{d.delta:+.4g}", f"{d.tolerance:.3g}",
+    rows = [[d.model, f"{d.dataset}/{d.split}", d.metric, _side(d.a, d.spread_a), _side(d.b, d.spread_b),
+             "—" if d.delta is None else f"{d.delta:+.4g}", _allowed(d),
              d.verdict.upper() if d.regression else d.verdict] for d in deltas]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     lines = [f"A = {title_a}", f"B = {title_b}",

@@ -79,7 +79,7 @@ def _training_folder(cell: Cell, ctx: ExecutionContext) -> Path:
     key = hashlib.sha256(canonical_json({
         "model": {"name": inputs["name"], "config": inputs["config"], "train": inputs["train"]},
         "code_sha256": code_sha256(code_modules(probe)), "dataset": cell.dataset.name,
-        "options": cell.dataset.options, "seed": cell.seed, "device": cell.device}).encode()).hexdigest()
+        "options": cell.dataset.options, "seed": cell.weights_seed, "device": cell.device}).encode()).hexdigest()
     return ctx.artifacts_dir / "training" / f"{cell.model.id}-{key[:16]}"
 
 
@@ -118,7 +118,7 @@ def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | No
             "root": None if cell.dataset.name == "synthetic" else str(cell.dataset_root), "out": str(out),
             "dataset_options": dict(cell.dataset.options), "model_overrides": dict(cell.model.config),
             "batch_size": train.batch_size, "steps": train.steps, "device": str(pick_device(cell.device)),
-            "seed": cell.seed, "resume": (out / "checkpoints" / "latest.pt").is_file(),
+            "seed": cell.weights_seed, "resume": (out / "checkpoints" / "latest.pt").is_file(),
         })
         trainer.train(config)
         trained = "now"
@@ -138,7 +138,7 @@ def _build(cell: Cell, ctx: ExecutionContext) -> Materialised | None:
     from smisbench.models.loader import load_model
     from smisbench.models.registry import build_model, model_config
 
-    torch.manual_seed(cell.seed)
+    torch.manual_seed(cell.weights_seed)  # not the evaluation seed: every seed's cell scores one model
     info: dict[str, Any] = {}
     notes: list[str] = []
     if cell.checkpoint_path is not None:
@@ -167,7 +167,7 @@ def _build(cell: Cell, ctx: ExecutionContext) -> Materialised | None:
 
 def materialise(cell: Cell, ctx: ExecutionContext) -> Materialised | None:
     """The cell's model, built once per context (identify and execute share it), on the CPU in float32."""
-    key = ("model", canonical_json(cell.model_inputs()), cell.dataset.name, cell.seed, cell.device)
+    key = ("model", canonical_json(cell.model_inputs()), cell.dataset.name, cell.weights_seed, cell.device)
     if ctx.dry_run:  # nothing kept, nothing trained
         return _build(cell, ctx)
     return ctx.cached(key, lambda: _build(cell, ctx))
@@ -232,8 +232,8 @@ def execute_cell(cell: Cell, ctx: ExecutionContext) -> CellOutcome:
     provenance: dict[str, Any] = {}
     if metrics:
         torch.manual_seed(cell.seed)
-        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device,
-                          stats_cache_dir=ctx.artifacts_dir / "fid_stats")
+        # FID statistics and trained segmenters live in the machine's cache, shared by every store
+        result = evaluate(model, dataset, config, metrics, eval_protocol(cell, device), device)
         values = {k: float(v) for k, v in result.values.items()}
         protocol.update(result.protocol)
         provenance.update(result.provenance)

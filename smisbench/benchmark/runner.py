@@ -28,6 +28,7 @@ from smisbench.benchmark.store import ArtifactRecord, CellLink, CellRecord, Stor
 from smisbench.benchmark.validate import check_device_available, check_spec
 from smisbench.errors import SmisbenchError
 from smisbench.io import sha256_file
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -130,14 +131,15 @@ def print_plan(spec: BenchmarkSpec, cells: list[Cell], store: Store, stream: Tex
     print(f"spec {spec.name} (table {spec.table}, sha256 {spec.sha256[:12]}), {len(cells)} cells on "
           f"{cells[0].device if cells else spec.device}, store {store.path}", file=stream)
     rows, cached, missing = [], 0, []
+    seeded = any(cell.replicates > 1 for cell in cells)  # `seeds = K`: a seed column tells the K cells apart
     for cell in cells:
         key, status = _plan_status(cell, store, redo_incomplete, identify, artifacts_dir)
         cached += status.startswith("cached")
         rows.append([str(cell.index), cell.model.label, f"{cell.dataset.label}/{cell.dataset.split}",
-                     ",".join(cell.metrics), key, status])
+                     *([str(cell.seed)] if seeded else []), ",".join(cell.metrics), key, status])
         if cell.checkpoint_path is not None and cell.checkpoint_sha256 is None:
             missing.append(f"cell {cell.index}: checkpoint missing: {cell.checkpoint_path}")
-    header = ["#", "model", "dataset", "metrics", "key", "status"]
+    header = ["#", "model", "dataset", *(["seed"] if seeded else []), "metrics", "key", "status"]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
     for line in [header] + rows:
         cols = [line[0].rjust(widths[0])] + [c.ljust(w) for c, w in zip(line[1:-1], widths[1:])]
@@ -176,7 +178,8 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
              options: RunOptions | None = None, *, dry_run: bool = False, progress: bool = True,
              fail_fast: bool = False, stream: TextIO | None = None, command: str | None = None,
              environment: Callable[[str], dict[str, Any]] = _environment,
-             redo_incomplete: bool = False, heartbeat_s: float = HEARTBEAT_S, poll_s: float = 0.5) -> RunSummary:
+             redo_incomplete: bool = False, heartbeat_s: float = HEARTBEAT_S, poll_s: float = 0.5,
+             check: bool = True) -> RunSummary:
     """Run every cell of ``spec`` not already finished in ``store``.
 
     Interrupting (Ctrl-C) marks the run interrupted and re-raises; cells finished so far stay
@@ -189,7 +192,8 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
     """
     stream = stream or sys.stdout
     options = options or RunOptions()
-    notes = check_spec(spec, options, availability=not dry_run)  # before anything is written to the store
+    # before anything is written to the store; ``check=False``: a one-cell spec a command built from checked inputs
+    notes = check_spec(spec, options, availability=not dry_run) if check else []
     cells = expand_cells(spec, options)
     summary = RunSummary(None, cells)
     executor = executor or default_executor()
@@ -208,9 +212,7 @@ def run_spec(spec: BenchmarkSpec, store: Store, executor: Executor | None = None
 
     print(f"run {run_id}: spec {spec.name}, {len(cells)} cells (store {store.path})", file=stream)
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(cells), desc=spec.name, unit="cell", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(cells), desc=spec.name, unit="cell", enabled=progress, file=sys.stderr)
     work = _Work(spec, store, run_id, executor, context, env, summary, bar, stream, redo_incomplete, fail_fast,
                  identify)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,13 @@ class TrainSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str  # unique within the spec; what cells and claims refer to
-    name: str  # registry name for build_model
+    name: str  # registry name for build_model (a factory's reference for `factory = ...` models)
     label: str  # row label in reports (the paper's row name where there is one)
     config: dict[str, Any] = field(default_factory=dict)  # model config overrides
     checkpoint: str | None = None
     train: TrainSpec | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    factory: str | None = None  # "pkg.mod:build" or "file.py:build" (smisbench.models.plugins), instead of a name
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,42 @@ class CellSpec:
     protocol: dict[str, Any] = field(default_factory=dict)
 
 
+REAL_ROW = "real"  # what claims call the real-data row (the real images scored by the same code)
+
+
+@dataclass(frozen=True)
+class ClaimCondition:
+    """A further test on the same pairs that the claim needs (the paper's "at comparable FID")."""
+
+    value: str
+    max_ratio: float
+
+
 @dataclass(frozen=True)
 class ClaimSpec:
     """A claim checked on measured numbers: the model is at most ``max_ratio`` times as bad as the reference
-    in the value's direction (model/reference for lower-is-better values, reference/model for higher)."""
+    in the value's direction (model/reference for lower-is-better values, reference/model for higher).
+
+    ``value`` is a value key or a ratio of two (``"mocd/mcsd"``); ``model`` and ``reference`` are model
+    ids (or :data:`REAL_ROW`), one or several: the claim holds when it holds for every pair, and every
+    ``given`` condition holds for every pair too.
+    """
 
     text: str
     value: str
-    model: str
-    reference: str
+    model: str | tuple[str, ...]
+    reference: str | tuple[str, ...]
     max_ratio: float
     dataset: str | None = None
+    given: tuple[ClaimCondition, ...] = ()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model,) if isinstance(self.model, str) else tuple(self.model)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return (self.reference,) if isinstance(self.reference, str) else tuple(self.reference)
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,13 @@ class BenchmarkSpec:
     claims: tuple[ClaimSpec, ...]
     source: str
     text: str
+    seeds: tuple[int, ...] = ()  # evaluation seeds (`seeds = K` or a list); empty: the one `seed`
+
+    @property
+    def eval_seeds(self) -> tuple[int, ...]:
+        """The seeds each cell is evaluated with: one cell per seed, the model (built or trained with
+        ``seed``) the same in all of them; only the codes drawn for the metrics differ."""
+        return self.seeds or (self.seed,)
 
     @property
     def sha256(self) -> str:
@@ -196,12 +229,13 @@ class _Reader:
                              f"known keys here: {', '.join(sorted(self.read))}")
 
 
-TOP_KEYS = ("name", "description", "table", "seed", "device", "dtype", "metrics", "protocol", "models", "datasets",
-            "cells", "claims")
-MODEL_KEYS = ("id", "name", "label", "config", "checkpoint", "train", "protocol")
+TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "metrics", "protocol", "models",
+            "datasets", "cells", "claims")
+MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
-CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset")
+CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset", "given")
+CONDITION_KEYS = ("value", "max_ratio")
 TRAIN_KEYS = ("steps", "batch_size", "options")
 
 
@@ -252,6 +286,44 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     return metrics
 
 
+def seed_list(value: int | list[int] | tuple[int, ...], base: int) -> tuple[int, ...]:
+    """Evaluation seeds from a count K (``base``, ``base + 1``, ..., so the first is the spec's ``seed`` and
+    its cells are the single-seed ones) or from a list; raises ValueError naming what is wrong."""
+    minimum = protocol_field("seed").minimum or 0
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise ValueError(f"must be a count or an array of seeds, not {_type_name(value)}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a count of seeds must be at least 1, not {value}")
+        return tuple(base + i for i in range(value))
+    if not value:
+        raise ValueError("must list at least one seed")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ValueError(f"seeds must be integers, not {_type_name(item)} ({item!r})")
+        if item < minimum:
+            raise ValueError(f"seeds must be at least {minimum}, not {item}")
+    if len(set(value)) != len(value):
+        raise ValueError("lists a seed twice")
+    return tuple(value)
+
+
+def parse_seeds_option(text: str, base: int) -> tuple[int, ...]:
+    """``--seeds K`` (a count) or ``--seeds 0,4,9`` (a list) on a command line."""
+    try:
+        parts = [int(p) for p in text.split(",")] if "," in text else int(text)
+        return seed_list(parts, base)
+    except ValueError as err:
+        problem = str(err) if "seed" in str(err) else f"{text!r} is not a number"
+        raise SmisbenchError(f"--seeds {text}: {problem}",
+                             "give a count (--seeds 3) or a comma-separated list (--seeds 0,4,9)") from None
+
+
+def with_seeds(spec: BenchmarkSpec, seeds: tuple[int, ...]) -> BenchmarkSpec:
+    """The spec run with other evaluation seeds (``--seeds``); everything else, its text included, unchanged."""
+    return replace(spec, seeds=tuple(seeds))
+
+
 def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
     seen: dict[str, int] = {}
     for reader, ident in zip(readers, ids):
@@ -275,17 +347,34 @@ def _train(reader: _Reader) -> TrainSpec | None:
     return spec
 
 
-def _named(reader: _Reader, keys: tuple[str, ...]) -> dict[str, Any]:
+def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
     """The keys a model and a dataset share: ``name``, ``id`` (default: the name), ``label`` (default: the id)."""
     reader.only(keys)
-    name = reader.text("name", required=True)
+    name = reader.text("name", required=True) if name is None else name
     ident = reader.text("id", default=name)
     return {"id": ident, "name": name, "label": reader.text("label", default=ident)}
 
 
+def _factory(reader: _Reader) -> str | None:
+    """A model's ``factory`` reference (it then stands where the registry name would), checked for its form."""
+    reader.only(MODEL_KEYS)
+    factory = reader.text("factory")
+    if factory is not None and "name" in reader.data:
+        raise reader.error("factory", "is given together with `name`", "keep one: a registered name or a factory")
+    if factory is not None and ":" not in factory:
+        raise reader.error("factory", f"{factory!r} is not MODULE:FACTORY or FILE.py:FACTORY",
+                           'write e.g. factory = "mypkg.models:build"')
+    if factory is None and ":" in str(reader.data.get("name", "")):
+        raise reader.error("name", f"{reader.data['name']!r} is a factory reference",
+                           f'write factory = "{reader.data["name"]}"')
+    return factory
+
+
 def _model(reader: _Reader) -> ModelSpec:
-    spec = ModelSpec(**_named(reader, MODEL_KEYS), config=reader.table("config"),
-                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader))
+    factory = _factory(reader)
+    spec = ModelSpec(**_named(reader, MODEL_KEYS, factory), config=reader.table("config"),
+                     checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader),
+                     factory=factory)
     reader.finish()
     return spec
 
@@ -299,26 +388,53 @@ def _dataset(reader: _Reader) -> DatasetSpec:
     return spec
 
 
+def _claim_value(reader: _Reader, name: str) -> str:
+    value = reader.text(name, required=True)
+    if value not in catalog().values and catalog().ratio(value) is None:
+        raise reader.error(name, f"{value!r} is not allowed: neither a value key nor a ratio of two",
+                           f"use one of: {', '.join(catalog().values)}, or A/B of a higher- and a lower-is-better "
+                           "value (mocd/mcsd)")
+    return value
+
+
+def _claim_ids(reader: _Reader, name: str, model_ids: set[str]) -> str | tuple[str, ...]:
+    raw = reader.get(name, (str, list), "a model id or an array of them", required=True)
+    ids = (raw,) if isinstance(raw, str) else tuple(raw)
+    if not ids:
+        raise reader.error(name, "must name at least one model")
+    for ident in ids:
+        if not isinstance(ident, str) or (ident not in model_ids and ident != REAL_ROW):
+            raise reader.error(name, f"no model with id {ident!r}",
+                               f"use one of: {', '.join(sorted(model_ids))}, or {REAL_ROW!r} (the real-data row)")
+    return raw if isinstance(raw, str) else ids
+
+
+def _ratio(reader: _Reader) -> float:
+    value = reader.get("max_ratio", (float,), "a number", required=True)
+    if value <= 0:
+        raise reader.error("max_ratio", "must be positive")
+    return value
+
+
 def _claim(reader: _Reader, model_ids: set[str], dataset_ids: set[str]) -> ClaimSpec:
-    values = catalog().values
     reader.only(CLAIM_KEYS)
+    given = []
+    for sub in reader.tables("given"):
+        sub.only(CONDITION_KEYS)
+        given.append(ClaimCondition(_claim_value(sub, "value"), _ratio(sub)))
+        sub.finish()
     claim = ClaimSpec(
         text=reader.text("text", required=True),
-        value=reader.text("value", required=True, choices=tuple(values)),
-        model=reader.text("model", required=True),
-        reference=reader.text("reference", required=True),
-        max_ratio=reader.get("max_ratio", (float,), "a number", required=True),
+        value=_claim_value(reader, "value"),
+        model=_claim_ids(reader, "model", model_ids),
+        reference=_claim_ids(reader, "reference", model_ids),
+        max_ratio=_ratio(reader),
         dataset=reader.text("dataset"),
+        given=tuple(given),
     )
-    for key in ("model", "reference"):
-        if getattr(claim, key) not in model_ids:
-            raise reader.error(key, f"no model with id {getattr(claim, key)!r}",
-                               f"use one of: {', '.join(sorted(model_ids))}")
     if claim.dataset is not None and claim.dataset not in dataset_ids:
         raise reader.error("dataset", f"no dataset with id {claim.dataset!r}",
                            f"use one of: {', '.join(sorted(dataset_ids))}")
-    if claim.max_ratio <= 0:
-        raise reader.error("max_ratio", "must be positive")
     reader.finish()
     return claim
 
@@ -337,6 +453,11 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     seed = top.integer("seed", minimum=protocol_field("seed").minimum, default=protocol_field("seed").default)
     device = top.text("device", default=protocol_field("device").default)
     dtype = top.text("dtype", default=protocol_field("dtype").default, choices=protocol_field("dtype").choices)
+    top.read.add("seeds")
+    try:
+        seeds = seed_list(top.data["seeds"], seed) if "seeds" in top.data else ()
+    except ValueError as err:
+        raise top.error("seeds", str(err), "write `seeds = 3` (a count) or `seeds = [0, 4, 9]`") from None
     protocol = _protocol(top, defaults=True)
 
     model_readers = top.tables("models", required=True)
@@ -377,7 +498,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     claims = tuple(_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
     top.finish()
     return BenchmarkSpec(name, description, table, seed, device, dtype, metrics or (), protocol, models,
-                         datasets, cells, claims, source, text)
+                         datasets, cells, claims, source, text, seeds)
 
 
 def shipped_specs() -> list[str]:

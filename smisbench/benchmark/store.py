@@ -400,11 +400,22 @@ class Store:
             latest[(row["model_label"], row["dataset_id"], row["metric"])] = row
         return list(latest.values())
 
+    def table_seed_results(self, table: str) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """Per model label, dataset and metric, the rows of the newest run into ``table`` that holds it, one per
+        seed (a spec run with ``seeds = K`` gives K; the newest run wins as in :meth:`table_results`)."""
+        newest: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+        for row in self._results("ru.table_name = ?", (table,)):  # ordered oldest first
+            key = (row["model_label"], row["dataset_id"], row["metric"])
+            if key in newest and next(iter(newest[key].values()))["run_id"] != row["run_id"]:
+                del newest[key]  # a newer run: its seeds replace the older run's
+            newest.setdefault(key, {})[row["seed"]] = row
+        return {key: sorted(rows.values(), key=lambda r: r["seed"]) for key, rows in newest.items()}
+
     def table_cells(self, table: str) -> list[dict[str, Any]]:
         """Every cell any run into ``table`` asked for (finished or failed): labels, status and requested metrics."""
         rows = self.conn.execute(
             "SELECT rc.run_id, rc.cell_id, rc.cell_index, rc.model_id, rc.model_label, rc.dataset_id,"
-            " rc.dataset_label, c.status, c.metrics, c.error FROM run_cells rc JOIN runs ru ON ru.run_id = rc.run_id"
+            " rc.dataset_label, c.status, c.seed, c.metrics, c.error FROM run_cells rc JOIN runs ru ON ru.run_id = rc.run_id"
             " JOIN cells c ON c.cell_id = rc.cell_id WHERE ru.table_name = ? ORDER BY rc.run_id, rc.cell_index",
             (table,),
         ).fetchall()
@@ -421,7 +432,7 @@ class Store:
         rows = self.conn.execute(
             "SELECT rc.run_id, rc.cell_id, rc.cell_index, rc.model_id, rc.model_label, rc.dataset_id,"
             " rc.dataset_label, rc.reused, c.model_name, c.dataset, c.split, c.device, c.device_name, c.dtype,"
-            " c.threads, c.git_commit, c.finished_at, c.wall_time_s, r.metric, r.value"
+            " c.threads, c.git_commit, c.finished_at, c.wall_time_s, c.seed, r.metric, r.value"
             " FROM run_cells rc JOIN runs ru ON ru.run_id = rc.run_id JOIN cells c ON c.cell_id = rc.cell_id"
             f" JOIN results r ON r.cell_id = c.cell_id WHERE c.status = 'finished' AND {where}"
             " ORDER BY rc.run_id, c.finished_at, c.cell_id, r.metric",

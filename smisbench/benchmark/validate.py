@@ -186,7 +186,12 @@ def _check_models(spec: BenchmarkSpec) -> None:
 
     known = model_names()
     for i, model in enumerate(spec.models):
-        if model.name not in known:
+        if model.factory is not None:  # loads the factory's module: a missing file or a broken factory stops here
+            try:
+                get_entry(model.factory)
+            except SmisbenchError as err:
+                raise SpecError(spec.source, f"models[{i}].factory", err.problem, err.fix) from None
+        elif model.name not in known:
             raise SpecError(spec.source, f"models[{i}].name", f"unknown model {model.name!r}",
                             choose_from(model.name, known) + "; `smisbench models` describes them")
         if model.train is not None and model.checkpoint is None:

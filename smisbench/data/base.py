@@ -16,7 +16,6 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from smisbench.data.files import first_few
 from smisbench.data.preprocess import Preprocess, item_rng
@@ -24,6 +23,7 @@ from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import LabelMapError, SmisbenchError
 from smisbench.image_io import load_rgb, read_ids
 from smisbench.labels import validate_label_map
+from smisbench.progress import progress_bar
 
 SPLITS = ("train", "val", "test")
 
@@ -135,8 +135,8 @@ class PairedDataset(Dataset):
         """Read every item once and collect every problem (unreadable files, bad sizes, bad ids)."""
         report = VerifyReport()
         count = len(self) if limit is None else min(limit, len(self))
-        for index in tqdm(range(count), desc=f"checking {self.config.name}/{self.split}", disable=not progress,
-                          leave=False):
+        for index in progress_bar(range(count), desc=f"checking {self.config.name}/{self.split}", enabled=progress,
+                                  leave=False):
             try:
                 self[index]
             except SmisbenchError as err:

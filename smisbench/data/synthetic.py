@@ -62,7 +62,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from smisbench.data.preprocess import size_pair
 from smisbench.data.registry import register_reader
@@ -70,6 +69,7 @@ from smisbench.datasets_config import DatasetConfig, get_dataset_config
 from smisbench.errors import SmisbenchError
 from smisbench.imaging import from_uint8
 from smisbench.io import atomic_open
+from smisbench.progress import progress_bar
 
 CONFIG = get_dataset_config("synthetic")  # declared with the other built-in dataset configurations
 CLASS_NAMES = CONFIG.class_names
@@ -114,6 +114,16 @@ def sample_style(rng: np.random.Generator) -> np.ndarray:
     """One image's styles: (classes, fields), every entry an independent uniform draw."""
     low, high = STYLE_RANGES[..., 0], STYLE_RANGES[..., 1]
     return low + (high - low) * rng.random(low.shape)
+
+
+def redraw_class_style(style: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``style`` (classes, fields) with class ``c``'s row drawn afresh from its distributions."""
+    if not 0 <= int(c) < NUM_CLASSES:
+        raise SmisbenchError(f"class {c} is not a synthetic class", f"use a class id in 0..{NUM_CLASSES - 1}")
+    low, high = STYLE_RANGES[int(c), :, 0], STYLE_RANGES[int(c), :, 1]
+    out = np.array(style, dtype=np.float64, copy=True)
+    out[int(c)] = low + (high - low) * rng.random(low.shape)
+    return out
 
 
 def sample_layout(rng: np.random.Generator) -> np.ndarray:
@@ -261,6 +271,13 @@ class SyntheticSMIS(Dataset):
             self._cached[index] = (label, image)
         return label, image
 
+    def restyled(self, index: int, c: int, rng: np.random.Generator) -> np.ndarray:
+        """Item ``index``'s image re-rendered with class ``c``'s style redrawn (every other class as it was).
+
+        Only class ``c``'s pixels can change: the exact "redraw one class" a SMIS model should learn.
+        """
+        return render_image(self.label(index), redraw_class_style(self.style(index), c, rng))
+
     def name(self, index: int) -> str:
         return f"synthetic_{self.split}_{index:06d}"
 
@@ -278,7 +295,7 @@ class SyntheticSMIS(Dataset):
         from PIL import Image
 
         folder = Path(folder)
-        for index in tqdm(range(len(self)), desc=f"writing synthetic/{self.split}", disable=not progress):
+        for index in progress_bar(range(len(self)), desc=f"writing synthetic/{self.split}", enabled=progress):
             label, image = self.arrays(index)
             for sub, array in (("labels", label), ("images", image)):
                 with atomic_open(folder / sub / f"{self.name(index)}.png") as handle:

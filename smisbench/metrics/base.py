@@ -29,7 +29,8 @@ class EvalContext:
     device: torch.device
     discriminator: torch.nn.Module | None = None
     weights_dir: str | os.PathLike | None = None
-    stats_cache_dir: str | os.PathLike | None = None
+    stats_cache_dir: str | os.PathLike | None = None  # None: the machine's cache (smisbench.metrics.fid)
+    segmenter_cache_dir: str | os.PathLike | None = None  # None: the machine's cache (smisbench.segmenters.metric)
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)

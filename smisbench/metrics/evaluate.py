@@ -8,7 +8,6 @@ from typing import Any, Iterable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import SmisbenchError
@@ -17,6 +16,7 @@ from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.protocol import EvalProtocol
 from smisbench.metrics.registry import get_metric
 from smisbench.metrics.smis_diversity import derive_seed
+from smisbench.progress import progress_bar
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _shared_pass(ctx: EvalContext, metrics: list[Metric], progress: bool,
     loader = DataLoader(ctx.dataset, batch_sampler=[list(range(start, start + size)) for start, size, _ in plan],
                         num_workers=0)
     show = progress and sharding.is_main()
-    with tqdm(total=sum(size for _, size, _ in plan), desc="evaluate", unit="map", disable=not show) as bar:
+    with progress_bar(total=sum(size for _, size, _ in plan), desc="evaluate", unit="map", enabled=show) as bar:
         for (start, size, owned), batch in zip(plan, loader):
             generated = None
             if owned and start < generate_upto:
@@ -123,16 +123,24 @@ def evaluate(
     discriminator: torch.nn.Module | None = None,
     weights_dir: str | os.PathLike | None = None,
     stats_cache_dir: str | os.PathLike | None = None,
+    segmenter_cache_dir: str | os.PathLike | None = None,
     networks: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
     """Compute ``metrics`` (names from the metric registry) for ``model`` on ``dataset``.
+
+    ``model`` is an :class:`SMISModel` or a plain ``nn.Module`` keeping the model contract
+    (``smisbench.models.contract``: ``codes``, ``code_shape``, ``forward(onehot, codes)``), which
+    is wrapped for ``dataset_config`` here.
 
     The dataset yields {"label": LongTensor(H, W), "image": FloatTensor(3, H, W) in [-1, 1],
     optional "instance", "name"}. Each label map is visited once; FID uses one generated image
     per map (codes seeded per item), mCSD/mOCD and LPIPS diversity generate their own sets for
     the first ``protocol.diversity_maps`` maps. ``networks`` passes already loaded metric networks
     ({"lpips": LPIPSMetric, "inception": extractor}) so a harness scoring many models loads them once.
+    Real-image FID statistics and suite-trained segmenters are cached once per machine (under
+    ``smisbench.paths.cache_root()``, keyed by content), shared by every call and every store;
+    ``stats_cache_dir`` / ``segmenter_cache_dir`` move them elsewhere.
     """
     from smisbench.provenance import environment
 
@@ -148,10 +156,13 @@ def evaluate(
                              f"shares), and this evaluation runs on {world.size} ranks",
                              "run it in one process (without torchrun), or give the metric `sharded = True` "
                              "once its finish() gathers every rank's share (smisbench.metrics.sharding)")
-    model = model.to(device).eval()
+    from smisbench.models.contract import as_model
+
+    model = as_model(model, dataset_config).to(device).eval()
     if discriminator is not None:
         discriminator = discriminator.to(device).eval()
-    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir)
+    ctx = EvalContext(model, dataset, dataset_config, protocol, device, discriminator, weights_dir, stats_cache_dir,
+                      segmenter_cache_dir)
     ctx.shared.update(networks or {})
     ctx.provenance.update(environment(device))
     ctx.provenance.update({

@@ -1,10 +1,12 @@
 """FID through torch-fidelity's own Inception extractor and statistics, fed with the provisioned weights.
 
 Real-image statistics are cached on disk, keyed by a hash of everything that changes them,
-so a cache made at another image size, filter, weights file, sample count, dtype or reader
-setting (load/crop size, crop position, flip, augmentation seed, files) is never reused, and
-nothing that leaves the real images alone (the resize filter when they are not resized, the
-synthetic dataset's length) forces a recomputation.
+so a cache made at another image size, filter, Inception resize (``fid_resize``), weights file,
+sample count, dtype or reader setting (load/crop size, crop position, flip, augmentation seed,
+files) is never reused, and nothing that leaves the real images alone (the resize filter when
+they are not resized, the synthetic dataset's length) forces a recomputation. Metrics that need
+the real features themselves (KID, precision/recall, density/coverage) store them in the same
+file; a file without them serves FID only.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class RealStatsKey:
     reader: dict[str, Any] = field(default_factory=dict)  # the dataset's image_identity(num_samples)
     feature_layer: str = FEATURE_LAYER
     extractor: str = EXTRACTOR_NAME
+    input_resize: str = "legacy_tf"  # how images reach the extractor's input size (protocol.fid_resize)
 
     def digest(self) -> str:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
@@ -198,12 +201,13 @@ class RealStatsKey:
 
 
 def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real_size: tuple[int, int],
-                   weights_sha256: str, num_samples: int) -> RealStatsKey | None:
+                   weights_sha256: str, num_samples: int, input_resize: str | None = None) -> RealStatsKey | None:
     """The cache key of the first ``num_samples`` real images' statistics; None when nothing names them.
 
     ``reader`` is the dataset's ``image_identity(num_samples)`` (preprocessing, files, and the
     augmentation seed where a crop or flip is drawn); a dataset that describes itself so needs no
     root. The resize filter counts only when the real images (``real_size``) are resized.
+    ``input_resize`` overrides ``protocol.fid_resize`` (the metric ``fid_clean`` always resizes cleanly).
     """
     identity = getattr(dataset, "image_identity", None)
     reader = identity(num_samples) if callable(identity) else {}
@@ -218,10 +222,13 @@ def real_stats_key(dataset: Any, dataset_name: str, protocol: EvalProtocol, real
         dataset=dataset_name, root=str(root), split=str(split), image_size=size,
         resize_filter=protocol.resize_filter if size != tuple(real_size) else "none",
         weights_sha256=weights_sha256, num_samples=num_samples, dtype=protocol.fid_dtype, reader=reader,
+        input_resize=input_resize or protocol.fid_resize,
     )
 
 
 def stats_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where real-image statistics are cached: ``override``, ``$SMISBENCH_FID_CACHE_DIR``, else the machine's
+    cache (``cache_root()/fid_stats``), one for every store and call (the key names the content)."""
     if override:
         return Path(override).expanduser()
     env = os.environ.get(ENV_STATS_DIR)
@@ -236,8 +243,13 @@ def _cache_path(key: RealStatsKey, cache_dir: Path) -> Path:
     return cache_dir / f"{key.dataset}-{key.split}-{key.digest()[:20]}.npz"
 
 
-def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
-    """Cached statistics for exactly this key, or None (a file whose stored key differs is ignored)."""
+def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = None,
+                      with_features: bool = False) -> dict[str, np.ndarray] | None:
+    """Cached statistics for exactly this key, or None (a file whose stored key differs is ignored).
+
+    ``with_features``: the real features themselves are needed too ("features" in the result);
+    a file holding statistics only is then a miss.
+    """
     path = _cache_path(key, stats_cache_dir(cache_dir))
     if not path.exists():
         return None
@@ -245,15 +257,25 @@ def load_cached_stats(key: RealStatsKey, cache_dir: str | os.PathLike | None = N
         with np.load(path, allow_pickle=False) as data:
             if json.loads(str(data["key"])) != key.to_dict():
                 return None
-            return {"mu": data["mu"].copy(), "sigma": data["sigma"].copy()}
+            out = {"mu": data["mu"].copy(), "sigma": data["sigma"].copy()}
+            if with_features:
+                if "features" not in data.files:
+                    return None
+                out["features"] = data["features"].copy()
+            return out
     except (OSError, ValueError, KeyError):
         return None
 
 
-def save_cached_stats(key: RealStatsKey, stats: dict[str, np.ndarray], cache_dir: str | os.PathLike | None = None) -> Path:
+def save_cached_stats(key: RealStatsKey, stats: dict[str, np.ndarray], cache_dir: str | os.PathLike | None = None,
+                      features: np.ndarray | None = None) -> Path:
+    """Write the statistics (and, when given, the real features they came from) under the key's file."""
     path = _cache_path(key, stats_cache_dir(cache_dir))
     buffer = io.BytesIO()
-    np.savez(buffer, mu=stats["mu"], sigma=stats["sigma"], key=np.array(json.dumps(key.to_dict(), sort_keys=True)))
+    arrays = {"mu": stats["mu"], "sigma": stats["sigma"], "key": np.array(json.dumps(key.to_dict(), sort_keys=True))}
+    if features is not None:
+        arrays["features"] = np.asarray(features, dtype=np.float32)
+    np.savez(buffer, **arrays)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return path

@@ -47,6 +47,12 @@ LPIPS_NETS = ("alex", "vgg")
 RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinear", "nearest", "area")
 DTYPES = ("float32", "float16", "bfloat16")  # generator dtypes (smisbench.runtime)
 FID_DTYPES = ("float32", "float64")  # what torch-fidelity's Inception accepts internally
+# How Inception's 299x299 input is made: torch-fidelity's TF1-compatible bilinear inside the network
+# (the TF FID graph's own resize), or clean-fid's PIL bicubic on float values (nothing quantised after it).
+FID_RESIZES = ("legacy_tf", "clean")
+# sha256 of OpenAI's released CLIP ViT-B/32 file (ViT-B-32.pt, a TorchScript archive); OpenAI's own
+# loader checks the file against this digest, which is also the folder name of its download address.
+CLIP_VIT_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 
 
 _WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
@@ -60,6 +66,8 @@ class ProtocolField:
     ``kind`` is the element type (int, str, bool); ``sequence`` is None for a scalar, else the
     required length (0: any length). ``spec``: a spec may set it under ``[protocol]`` (False: the
     harness fills it from the spec's own keys or the data, as for seed, dtype, device, root, split).
+    ``affects``: the stored values (``metrics.toml`` keys) it can change, so a report marks only the
+    numbers two protocols really measure differently.
     """
 
     name: str
@@ -71,6 +79,7 @@ class ProtocolField:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     spec: bool = True
+    affects: tuple[str, ...] | None = None  # stored value keys it can change; None: every one, (): none
 
     def describe(self) -> str:
         """The expected value in words, for error messages."""
@@ -114,52 +123,94 @@ class ProtocolField:
 
 
 def _rule(default: Any, doc: str, *, choices: tuple | None = None, minimum: float | None = None,
-          spec: bool = True) -> Any:
+          spec: bool = True, affects: tuple[str, ...] | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices, "minimum": minimum,
-                                                        "spec": spec})
+                                                        "spec": spec, "affects": affects})
+
+
+SMIS = ("mcsd", "mocd")
+DIVERSITY = (*SMIS, "lpips")
+FID = ("fid", "fid_clean", "kid", "kid_std", "precision", "recall", "density", "coverage", "fd_dinov2", "fd_clip")
+FPS = ("fps",)
+SEGMENTATION = ("miou", "accuracy")
+# every value computed from generated images (the fast path changes which generator makes them)
+GENERATED = (*DIVERSITY, *FID, *SEGMENTATION, "fps_fast")
 
 
 @dataclass(frozen=True)
 class EvalProtocol:
     """Settings of one evaluation; stored with every result. Field meanings: :func:`protocol_fields`."""
 
-    n: int = _rule(100, "mCSD/mOCD: images per class per label map (paper: 100)", minimum=2)
-    m: int = _rule(19, "mCSD/mOCD and LPIPS diversity: sampled pairs among them (paper: 19)", minimum=1)
+    n: int = _rule(100, "mCSD/mOCD: images per class per label map (paper: 100)", minimum=2, affects=SMIS)
+    m: int = _rule(19, "mCSD/mOCD and LPIPS diversity: sampled pairs among them (paper: 19)", minimum=1,
+                   affects=DIVERSITY)
     mask_mode: str = _rule(MaskMode.IMAGE.value, "mCSD/mOCD: `image` masks both images, LPIPS over the whole image "
                            "(area-weighted, the paper's scale); `lpips_map` averages the spatial LPIPS map over "
-                           "the region's pixels", choices=MASK_MODES)
-    lpips_net: str = _rule("alex", "LPIPS v0.1 backbone (paper: alex)", choices=LPIPS_NETS)
+                           "the region's pixels", choices=MASK_MODES, affects=SMIS)
+    lpips_net: str = _rule("alex", "LPIPS v0.1 backbone (paper: alex)", choices=LPIPS_NETS, affects=DIVERSITY)
     diversity_maps: int | None = _rule(100, "label maps scored for mCSD/mOCD/LPIPS, the first of the split "
-                                       "(absent: all)", minimum=1)
-    fid_samples: int | None = _rule(None, "images for FID, real and generated (absent: the whole split)", minimum=1)
+                                       "(absent: all)", minimum=1, affects=DIVERSITY)
+    fid_samples: int | None = _rule(None, "images for FID, real and generated, and for every metric on the same "
+                                    "features (KID, precision/recall, density/coverage, FD-DINOv2, FD-CLIP) "
+                                    "(absent: the whole split)", minimum=1, affects=FID)
     image_size: tuple[int, int] | None = _rule(None, "[height, width] real and generated images are brought to "
-                                               "before Inception (absent: as the dataset yields them)", minimum=1)
+                                               "before Inception (absent: as the dataset yields them)", minimum=1,
+                                               affects=FID)
     resize_filter: str = _rule("bicubic-antialias", "filter of that resize (unused when nothing is resized)",
-                               choices=RESIZE_FILTERS)
+                               choices=RESIZE_FILTERS, affects=FID)
     seed: int = _rule(0, "seed of every code and pair drawn (a spec's top-level `seed`)", minimum=0, spec=False)
     dtype: str = _rule("float32", "generator dtype for FPS (a spec's top-level `dtype`)", choices=DTYPES,
-                       spec=False)
-    fid_dtype: str = _rule("float32", "Inception's internal dtype (torch-fidelity)", choices=FID_DTYPES)
-    device: str = _rule("cpu", "device (a spec's top-level `device`)", spec=False)
-    batch_size: int = _rule(16, "label maps / images per forward pass (never changes a number)", minimum=1)
-    fps_batch_size: int = _rule(1, "batch size of the FPS measurement", minimum=1)
-    fps_warmup: int = _rule(5, "untimed warm-up passes before the FPS repeats", minimum=0)
-    fps_repeats: int = _rule(20, "timed passes (the median is reported)", minimum=1)
-    stats_cache: bool = _rule(True, "reuse cached FID statistics of the real images")
+                       spec=False, affects=FPS)
+    fid_dtype: str = _rule("float32", "Inception's internal dtype (torch-fidelity)", choices=FID_DTYPES, affects=FID)
+    fid_resize: str = _rule("legacy_tf", "how images reach Inception's 299x299 input for FID, KID, "
+                            "precision/recall and density/coverage: `legacy_tf` torch-fidelity's TF1-compatible "
+                            "bilinear inside the network (the TF FID graph); `clean` clean-fid's PIL bicubic on "
+                            "float values, nothing quantised after it (metric `fid_clean` always uses `clean`)",
+                            choices=FID_RESIZES, affects=FID)
+    kid_subsets: int = _rule(100, "KID: random subsets whose MMDs give the mean and standard deviation "
+                             "(torch-fidelity's default)", minimum=1, affects=("kid", "kid_std"))
+    kid_subset_size: int = _rule(1000, "KID: images per subset, capped at the images there are (torch-fidelity's "
+                                 "default)", minimum=2, affects=("kid", "kid_std"))
+    kid_seed: int = _rule(2020, "KID: seed of the subset draws (torch-fidelity's `rng_seed` default)", minimum=0,
+                          affects=("kid", "kid_std"))
+    prc_neighborhood: int = _rule(3, "improved precision/recall: k of the k-th nearest neighbour radius "
+                                  "(torch-fidelity's default, Kynkaanniemi et al. 2019)", minimum=1,
+                                  affects=("precision", "recall"))
+    nearest_k: int = _rule(5, "density/coverage: k of the k-th nearest neighbour radius (Naeem et al. 2020)",
+                           minimum=1, affects=("density", "coverage"))
+    fd_dinov2_weights: str | None = _rule(None, "FD-DINOv2: path of the official DINOv2 ViT-L/14 file "
+                                          "`dinov2_vitl14_pretrain.pth` (never downloaded)", affects=("fd_dinov2",))
+    fd_dinov2_sha256: str | None = _rule(None, "its sha256, required with the path (the file is pinned)",
+                                         affects=("fd_dinov2",))
+    fd_clip_weights: str | None = _rule(None, "FD-CLIP: path of OpenAI's CLIP ViT-B/32 file `ViT-B-32.pt` "
+                                        "(never downloaded)", affects=("fd_clip",))
+    fd_clip_sha256: str = _rule(CLIP_VIT_B32_SHA256, "its sha256 (default: the official release file's)",
+                                affects=("fd_clip",))
+    device: str = _rule("cpu", "device (a spec's top-level `device`)", spec=False, affects=FPS)
+    batch_size: int = _rule(16, "label maps / images per forward pass (never changes a number)", minimum=1, affects=())
+    fps_batch_size: int = _rule(1, "batch size of the FPS measurement", minimum=1, affects=FPS)
+    fps_warmup: int = _rule(5, "untimed warm-up passes before the FPS repeats", minimum=0, affects=FPS)
+    fps_repeats: int = _rule(20, "timed passes (the median is reported)", minimum=1, affects=FPS)
+    stats_cache: bool = _rule(True, "reuse cached FID statistics of the real images", affects=())
     dataset_root: str | None = _rule(None, "names the real images in the FID cache key when the dataset has no "
-                                     "`root` (the harness sets it)", spec=False)
-    split: str | None = _rule(None, "the same for the split (the harness sets it)", spec=False)
-    segmenter: str | None = _rule(None, "segmenter for mIoU/accuracy (`smisbench segmenters`)")
-    segmenter_checkpoints: tuple[str, ...] | None = _rule(None, "its checkpoint file(s), verified by sha256")
-    scoring_protocol: str | None = _rule(None, "segmentation scoring protocol (absent: the segmenter's own)")
+                                     "`root` (the harness sets it)", spec=False, affects=())
+    split: str | None = _rule(None, "the same for the split (the harness sets it)", spec=False, affects=())
+    segmenter: str | None = _rule(None, "segmenter for mIoU/accuracy (`smisbench segmenters`)", affects=SEGMENTATION)
+    segmenter_checkpoints: tuple[str, ...] | None = _rule(None, "its checkpoint file(s), verified by sha256",
+                                                          affects=SEGMENTATION)
+    scoring_protocol: str | None = _rule(None, "segmentation scoring protocol (absent: the segmenter's own)",
+                                         affects=SEGMENTATION)
     segmentation_samples: int | None = _rule(None, "generated images scored for mIoU/accuracy (absent: the whole "
-                                             "split)", minimum=0)
-    segmenter_train_steps: int = _rule(300, "training steps of the suite-trained synthetic segmenter", minimum=0)
+                                             "split)", minimum=0, affects=SEGMENTATION)
+    segmenter_train_steps: int = _rule(300, "training steps of the suite-trained synthetic segmenter", minimum=0,
+                                       affects=SEGMENTATION)
     fast_path: bool = _rule(True, "generate with the model's exact inference copy where it has one (CG-Norm models), "
-                            "checked against the model as defined on the first batch; `false`: the model as defined")
+                            "checked against the model as defined on the first batch; `false`: the model as defined",
+                            affects=GENERATED)
     fast_path_tolerance: float = _rule(1e-4, "largest absolute difference of the inference copy's images from the "
-                                       "model's allowed on that first batch (images in [-1, 1]; 16-bit generators are checked in float32); above it the evaluation "
-                                       "falls back to the model as defined, with a note", minimum=0)
+                                       "model's allowed on that first batch (images in [-1, 1]; 16-bit generators "
+                                       "are checked in float32); above it the evaluation falls back to the model as "
+                                       "defined, with a note", minimum=0, affects=GENERATED)
 
     def __post_init__(self) -> None:
         if isinstance(self.mask_mode, MaskMode):
@@ -196,7 +247,7 @@ def _field_of(f: dataclasses.Field, annotation: Any) -> ProtocolField:
         base = items[0]
     meta = f.metadata
     return ProtocolField(f.name, base, f.default, meta["doc"], optional, sequence, meta["choices"], meta["minimum"],
-                         meta["spec"])
+                         meta["spec"], meta["affects"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,22 +1,32 @@
-"""Models: the registered generators (+ encoders), their checkpoints and the one loader.
+"""Models: the reference models by name, the interface every model offers, the contract for your own, the one loader.
 
-``from smisbench.models import load_model`` is the Python API's way to load weights: the same
-loader as ``smisbench sample``/``import-checkpoint`` and the benchmark harness.
+``from smisbench.models import wrap, build_model, model_names``; ``load_model`` is the Python
+API's way to load weights (the same loader as ``smisbench sample``/``import-checkpoint`` and the
+benchmark harness). Names are imported on first use, so ``import smisbench.models.registry``
+stays light (the command line imports it for every command).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-_API = {"load_model": "smisbench.models.loader", "LoadedModel": "smisbench.models.loader",
-        "check_checkpoint": "smisbench.models.loader", "save_bundle": "smisbench.models.checkpoints"}
+_EXPORTS = {
+    "wrap": "contract", "as_model": "contract", "ContractError": "contract", "WrappedModel": "contract",
+    "build_model": "registry", "build_discriminator": "registry", "model_names": "registry",
+    "get_entry": "registry", "model_config": "registry", "register": "registry",
+    "ModelEntry": "base", "SMISModel": "base", "CodesKind": "base", "LatentLayout": "base",
+    "load_model": "loader", "LoadedModel": "loader", "check_checkpoint": "loader", "save_bundle": "checkpoints",
+    "load_factory": "plugins", "ENTRY_POINT_GROUP": "plugins",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = sorted(_API)
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __getattr__(name: str) -> Any:  # imported on first use: `import smisbench.models.registry` stays light
-    if name in _API:
-        import importlib
-
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'smisbench.models' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

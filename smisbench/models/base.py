@@ -43,6 +43,8 @@ class SMISModel(nn.Module):
 
     codes_kind: CodesKind = CodesKind.NONE
     model_name: str = ""
+    # modules beyond those of its classes whose code makes the model (a factory's): part of its code identity
+    code_origins: tuple[str, ...] = ()
 
     def __init__(self, dataset: DatasetConfig):
         super().__init__()

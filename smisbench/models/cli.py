@@ -74,6 +74,8 @@ def _build(name: str, dataset: str):
 
 
 def _models(args) -> int:
+    from smisbench.formatting import fixed
+
     rows = model_table(args.dataset)
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -81,7 +83,7 @@ def _models(args) -> int:
     print(f"{'model':24} {'dataset':12} {'codes':10} {'G+E (M)':>9} {'G':>12} {'E':>11} {'D':>10}")
     for r in rows:
         d = f"{r['D']:,}" if r["D"] is not None else "-"
-        print(f"{r['model']:24} {r['dataset']:12} {r['codes']:10} {r['G+E'] / 1e6:9.2f} {r['G']:12,} {r['E']:11,} {d:>10}")
+        print(f"{r['model']:24} {r['dataset']:12} {r['codes']:10} {fixed(r['G+E'] / 1e6, 2, 9)} {r['G']:12,} {r['E']:11,} {d:>10}")
     return 0
 
 

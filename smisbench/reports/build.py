@@ -2,7 +2,9 @@
 
 ``write_report(store, out)`` writes, per table, ``TABLE.md``, ``TABLE.tex`` and ``TABLE.csv``,
 PNG plots under ``plots/`` and SMIS grids under ``grids/``, plus ``report.md`` (all tables)
-and ``index.html`` (one self-contained page). Files are written atomically.
+and ``index.html`` (one self-contained page). Where rows of two origins meet (the paper's, the
+suite's reference models, users' models), ``TABLE.md`` and the page add the table's leaderboard
+(``smisbench.reports.leaderboard``) and ``TABLE_leaderboard.csv`` holds it. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from smisbench.benchmark.grids import load_grid
+from smisbench.benchmark.origin import USER
 from smisbench.benchmark.paper import paper_tables
 from smisbench.benchmark.store import Store, now
 from smisbench.io import atomic_write_bytes, atomic_write_text
 from smisbench.reports import plots
 from smisbench.reports.claims import ClaimResult, check_claims
+from smisbench.reports.leaderboard import Leaderboard, build_leaderboard, leaderboard_csv, leaderboard_markdown
 from smisbench.reports.tables import ReportTable, build_table, to_csv, to_latex, to_markdown
 
 PAPER_TABLE_ORDER = ("table1", "table2", "ablations")
@@ -40,6 +44,7 @@ class TableSection:
     grids: list[Figure] = field(default_factory=list)
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    leaderboard: Leaderboard | None = None  # when rows of two origins (paper, suite, user) stand side by side
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Report:
     created_at: str
     store: str
     sections: list[TableSection]
+    preface: list[str] = field(default_factory=list)  # paragraphs before the tables
+    frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # titled tables after them
+    figures: list[Figure] = field(default_factory=list)  # figures after them
 
 
 def _slug(text: str) -> str:
@@ -66,7 +74,7 @@ def provenance_frame(store: Store, table: ReportTable) -> pd.DataFrame:
     """Where each of our numbers came from: one row per cell."""
     records = []
     seen = set()
-    for (row, _), source in sorted(table.sources.items(), key=lambda kv: (kv[1]["cell_index"], kv[1]["cell_id"])):
+    for row, source in sorted(table.source_rows(), key=lambda rs: (rs[1]["cell_index"], rs[1]["cell_id"])):
         if source["cell_id"] in seen:
             continue
         seen.add(source["cell_id"])
@@ -83,13 +91,13 @@ def provenance_frame(store: Store, table: ReportTable) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def _grids(store: Store, table: ReportTable) -> tuple[list[Figure], list[str]]:
+def _grids(store: Store, table: ReportTable, only: list[str] | None = None) -> tuple[list[Figure], list[str]]:
     figures, notes = [], []
     cells: dict[str, int] = {}
     for (row, _), source in table.sources.items():
         cells.setdefault(row, source["cell_id"])
     for row in table.rows:
-        if row not in cells:
+        if row not in cells or (only is not None and row not in only):
             continue
         for artifact in store.artifacts(cells[row], "smis_grid"):
             path = store.artifacts_dir / artifact.path
@@ -107,14 +115,31 @@ def _grids(store: Store, table: ReportTable) -> tuple[list[Figure], list[str]]:
 
 def build_section(store: Store, name: str) -> TableSection:
     table = build_table(store, name)
-    section = TableSection(table, claims=check_claims(store, name))
+    section = section_for(store, table, check_claims(store, name))
+    board = build_leaderboard(store, name, table)
+    section.leaderboard = board if board.shown else None
+    users = sorted({row.label for row in board.rows if row.origin == USER})
+    if users:
+        section.notes.append(f"User-measured rows (not the suite's reference models): {', '.join(users)}; "
+                             "the leaderboard marks where each row comes from.")
+    return section
+
+
+def section_for(store: Store, table: ReportTable, claims: list | None = None, name: str | None = None,
+                grid_rows: list[str] | None = None) -> TableSection:
+    """A section for any table of the store's values (a whole table or a view of one): plots, grids, provenance.
+
+    ``grid_rows``: the rows whose SMIS grids to draw (default: every row).
+    """
+    name = name or table.name
+    section = TableSection(table, claims=list(claims or []))
     for key, title, draw in (("mcsd_mocd", "mCSD vs mOCD", plots.mcsd_vs_mocd),
                              ("fid_fps", "FID vs FPS", plots.fid_vs_fps),
                              ("diversity", "Diversity (LPIPS, mCSD, mOCD)", plots.diversity_bars)):
         png = draw(table)
         if png is not None:
             section.plots.append(Figure(title, png, f"plots/{_slug(name)}_{key}.png"))
-    section.grids, notes = _grids(store, table)
+    section.grids, notes = _grids(store, table, grid_rows)
     section.notes += notes
     section.provenance = provenance_frame(store, table)
     return section
@@ -138,6 +163,8 @@ def _md_provenance(frame: pd.DataFrame) -> list[str]:
 
 def section_markdown(section: TableSection) -> str:
     out = [to_markdown(section.table)]
+    if section.leaderboard is not None:
+        out.append(leaderboard_markdown(section.leaderboard))
     if section.claims:
         out.append("**Claims checked on the measured numbers**\n")
         out += [f"- {c.sentence()}" for c in section.claims]
@@ -153,29 +180,47 @@ def section_markdown(section: TableSection) -> str:
     return "\n".join(out)
 
 
+def frame_markdown(title: str, frame: pd.DataFrame) -> str:
+    return "\n".join([f"### {title}", "", *_md_provenance(frame), ""]) + "\n"
+
+
 def report_markdown(report: Report) -> str:
     head = [f"# {report.title}", "", f"Generated {report.created_at} from `{report.store}`.", ""]
-    return "\n".join(head) + "\n".join(section_markdown(s) for s in report.sections)
+    head += [line for paragraph in report.preface for line in (paragraph, "")] + ([""] if report.preface else [])
+    tail = [frame_markdown(title, frame) for title, frame in report.frames]
+    tail += ["### Figures\n"] if report.figures else []
+    for fig in report.figures:
+        tail.append(f"![{fig.title}]({fig.filename})\n" + (f"\n*{fig.caption}*\n" if fig.caption else ""))
+    return "\n".join(head) + "\n".join(section_markdown(s) for s in report.sections) + "\n".join(tail)
 
 
 def write_report(store: Store, out: str | Path, tables: list[str] | None = None,
                  title: str = "smisbench report") -> dict[str, Path]:
     """Write every format into ``out``; returns the written paths by name."""
+    return write_built_report(build_report(store, tables or report_tables(store), title), out)
+
+
+def write_built_report(report: Report, out: str | Path) -> dict[str, Path]:
+    """Write an assembled report's every format into ``out``; returns the written paths by name."""
     from smisbench.reports.html import render_html
 
     out = Path(out)
-    report = build_report(store, tables or report_tables(store), title)
     written: dict[str, Path] = {}
     for section in report.sections:
         slug = _slug(section.table.name)
-        for suffix, text in (("md", section_markdown(section)), ("tex", to_latex(section.table)),
-                             ("csv", to_csv(section.table))):
-            path = out / f"{slug}.{suffix}"
-            atomic_write_text(path, text)
-            written[f"{slug}.{suffix}"] = path
+        files = [(f"{slug}.md", section_markdown(section)), (f"{slug}.tex", to_latex(section.table)),
+                 (f"{slug}.csv", to_csv(section.table))]
+        if section.leaderboard is not None:
+            files.append((f"{slug}_leaderboard.csv", leaderboard_csv(section.leaderboard)))
+        for filename, text in files:
+            atomic_write_text(out / filename, text)
+            written[filename] = out / filename
         for fig in section.plots + section.grids:
             atomic_write_bytes(out / fig.filename, fig.png)
             written[fig.filename] = out / fig.filename
+    for fig in report.figures:
+        atomic_write_bytes(out / fig.filename, fig.png)
+        written[fig.filename] = out / fig.filename
     atomic_write_text(out / "report.md", report_markdown(report))
     written["report.md"] = out / "report.md"
     atomic_write_text(out / "index.html", render_html(report))

@@ -20,9 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--title", default="smisbench report")
     parser.set_defaults(func=_report)
 
-    demo = sub.add_parser("demo", help="the main job: train tiny models on synthetic data, score all, write a report",
-                          description="Runs the shipped demo spec into OUT/demo.sqlite and writes the report "
-                                      "(Markdown, HTML, plots) into OUT. CPU only; resumes when rerun.")
+    demo = sub.add_parser("demo", help="the main job: score the reference zoo on synthetic data, write a report",
+                          description="Composes the shipped demo spec with the zoo (smisbench/zoo), runs it into "
+                                      "OUT/demo.sqlite and writes the report (Markdown, HTML, plots) into OUT: "
+                                      "real-data rows, the paper's findings, mixture/morphing figures. CPU only; "
+                                      "resumes when rerun.")
     demo.add_argument("--out", default="reports/demo", help="report folder (default: reports/demo)")
     demo.add_argument("--device", help="override the demo's device (default: cpu)")
     demo.add_argument("--spec", default="demo", help="another spec to run the same way (default: demo)")
@@ -30,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--no-provision", action="store_true",
                       help="do not install the pinned metric weights first (they must be there already)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--retrain", action="store_true",
+                      help="rebuild the zoo from its manifests into OUT/zoo first (hours on CPU), then score it")
+    demo.add_argument("--zoo-dir", help="zoo folder to score (default: the shipped smisbench/zoo/checkpoints)")
+    demo.add_argument("--skip-real-rows", action="store_true",
+                      help="do not compute the real-data rows (quick looks and tests; the report says so)")
+    demo.add_argument("--no-figures", action="store_true", help="no mixture/morphing figures")
     demo.set_defaults(func=_demo)
 
 
@@ -52,5 +60,6 @@ def _demo(args: argparse.Namespace) -> int:
     from smisbench.reports.demo import run_demo
 
     result = run_demo(args.out, load_executor(args.executor), args.device, load_spec(args.spec),
-                      provision=not args.no_provision, progress=not args.no_progress)
+                      provision=not args.no_provision, progress=not args.no_progress, retrain=args.retrain,
+                      zoo_dir=args.zoo_dir, real_rows=not args.skip_real_rows, figures=not args.no_figures)
     return 0 if result.summary.ok else 1

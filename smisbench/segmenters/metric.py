@@ -8,6 +8,7 @@ label map under the scoring protocol, and the matrix gives both numbers.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,14 @@ from smisbench.segmenters.score_folder import score_pair
 _KEY = "segmentation"
 
 
+def segmenter_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where suite-trained segmenters are kept: the machine's cache, shared by every store and evaluation.
+
+    The file name carries what the training depends on (steps, seed, size), so one file serves them all.
+    """
+    return Path(override).expanduser() if override else cache_root() / "segmenters"
+
+
 def _segmenter(ctx: EvalContext):
     """Load (or, for the synthetic stand-in, train once) the protocol's segmenter."""
     from smisbench.segmenters.registry import get_spec, load_segmenter
@@ -39,8 +48,7 @@ def _segmenter(ctx: EvalContext):
     if not checkpoints and p.segmenter == "synthetic-fcn":
         from smisbench.segmenters.synthetic_fcn import trained_checkpoint
 
-        cache = Path(ctx.stats_cache_dir or cache_root()) / "segmenters"
-        info = trained_checkpoint(cache, p.segmenter_train_steps, seed=p.seed, size=ctx.dataset_config.height,
+        info = trained_checkpoint(segmenter_cache_dir(ctx.segmenter_cache_dir), p.segmenter_train_steps, seed=p.seed, size=ctx.dataset_config.height,
                                   progress=False)
         checkpoints, pins = [info["file"]], {"model": info["sha256"]}
         ctx.note(f"synthetic-fcn segmenter trained by the suite ({p.segmenter_train_steps} steps, seed {p.seed})")
@@ -95,7 +103,11 @@ class SegmentationMetric(Metric):
         summary = state["confusion"].summary(state["protocol"].absent_class_rule)
         ctx.provenance["segmenter"] = state["segmenter"].describe()
         ctx.provenance["scoring_protocol"] = state["protocol"].to_dict()
-        ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(state["segmenter"].classes).to_dict("records")
+        classes = list(state["segmenter"].classes)
+        ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(classes).to_dict("records")
+        # the one matrix itself, so reports print per-class IoU from it (smisbench.reports.tables.per_class_iou_markdown)
+        ctx.details["segmentation_confusion"] = {**state["confusion"].to_dict(), "classes": classes,
+                                                 "absent_class_rule": state["protocol"].absent_class_rule}
         miou, accuracy = summary["mIoU"], summary["pixel_accuracy"]
         return {"miou": float("nan") if miou is None else float(miou),
                 "accuracy": float("nan") if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else float(accuracy)}

@@ -123,9 +123,9 @@ class SegmentationScore:
 def _progress(items: list, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return items
-    from tqdm.auto import tqdm
+    from smisbench.progress import progress_bar
 
-    return tqdm(items, desc=desc, unit="img")
+    return progress_bar(items, desc=desc, unit="img")
 
 
 def score_pair(segmenter: Any, image: torch.Tensor, label: torch.Tensor, protocol: ScoringProtocol,

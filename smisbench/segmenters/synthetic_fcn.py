@@ -18,6 +18,7 @@ from torch import nn
 
 from smisbench.imaging import from_uint8
 from smisbench.io import atomic_torch_save, sha256_file
+from smisbench.progress import progress_bar
 from smisbench.segmenters.base import Segmenter, SegmenterSpec, as_pil_rgb, pil_to_float
 from smisbench.segmenters.checkpoints import CheckpointFile
 from smisbench.segmenters.registry import register
@@ -66,8 +67,6 @@ def _classes() -> tuple[str, ...]:
 def train_synthetic_fcn(out: str | os.PathLike, steps: int = 300, batch_size: int = 16, seed: int = 0,
                         size: int = 64, progress: bool = True) -> dict[str, Any]:
     """Train on the synthetic train split and write the state dict atomically; returns its provenance."""
-    from tqdm.auto import tqdm
-
     from smisbench.data.synthetic import SyntheticSMIS
 
     torch.manual_seed(seed)
@@ -77,7 +76,7 @@ def train_synthetic_fcn(out: str | os.PathLike, steps: int = 300, batch_size: in
     order = torch.Generator().manual_seed(seed)
     network.train()
     losses = []
-    for _ in tqdm(range(steps), desc="train synthetic segmenter", disable=not progress, unit="step"):
+    for _ in progress_bar(range(steps), desc="train synthetic segmenter", enabled=progress, unit="step"):
         index = torch.randint(0, len(data), (batch_size,), generator=order).tolist()
         items = [data[i] for i in index]
         images = torch.stack([item["image"] for item in items])

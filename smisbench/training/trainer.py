@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import default_collate
-from tqdm import tqdm
 
 from smisbench.data.registry import build_dataset
 from smisbench.errors import SmisbenchError
 from smisbench.io import atomic_write_text
+from smisbench.progress import progress_bar
 from smisbench.models.registry import build_discriminator, build_model
 from smisbench.provenance import environment
 from smisbench.training import checkpointing, distributed
@@ -362,8 +362,8 @@ class Trainer:
         self._write_run_json({"tensorboard": log.tensorboard_note if log else None})
         start_step, started = self.step, time.perf_counter()
         session_limit = self.total_steps if c.stop_after is None else min(self.total_steps, self.step + c.stop_after)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {c.model}/{c.dataset}",
-                   disable=not (ctx.is_main and c.progress), dynamic_ncols=True)
+        bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"train {c.model}/{c.dataset}",
+                           enabled=ctx.is_main and c.progress, dynamic_ncols=True)
         checkpoint, stopped = None, False
         every_s, saved_at = c.checkpoint_every_s, self.clock()
         self.model.train()
@@ -413,7 +413,7 @@ class Trainer:
             raise KeyboardInterrupt
         return result
 
-    def _log(self, log: LossLog | None, terms: dict[str, torch.Tensor], seconds: float, bar: tqdm) -> None:
+    def _log(self, log: LossLog | None, terms: dict[str, torch.Tensor], seconds: float, bar: Any) -> None:
         values = {k: float(v) for k, v in terms.items()}
         values["sec_per_step"] = seconds
         averaged = distributed.mean_over_ranks(self.ctx, values)

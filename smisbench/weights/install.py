@@ -182,7 +182,7 @@ def install(
     ``<store>/sources`` for later reinstalls); where that fails, canonical files already in
     torch.hub's or the lpips wheel's folders are used.
     """
-    from tqdm import tqdm
+    from smisbench.progress import progress_bar
 
     store = weights_dir(store_dir)
     store.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def install(
             raise WeightsError(f"--from {folder} is not a folder", "pass the folder the weights files were copied to")
         wanted = set().union(*(e.accepted_sources() for e in entries))
         index = _index_folder(folder, wanted)
-    for entry in tqdm(entries, desc="weights", unit="file", disable=not progress):
+    for entry in progress_bar(entries, desc="weights", unit="file", enabled=progress):
         status = check_file(entry, store, manifest)
         if status.state == "ok" and not force:
             records.append(InstallRecord(entry.name, status.path, status.sha256, status.origin or "", "kept"))

@@ -1,0 +1,319 @@
+"""``smisbench score``: one model on one dataset under a named protocol, optionally stored as a run.
+
+A score is a one-cell benchmark spec (written as TOML and read by the spec parser), computed by
+the same executor as ``smisbench run``; with a store it is run by the same runner, so ``runs``,
+``compare`` and ``report`` see it like any other run (spec ``score``, table ``score``), a rerun
+reuses the finished cell, and the spec text stored with the run reruns it with ``smisbench run``.
+The model is anything the registry resolves: a built-in name, an installed plugin's name, or a
+factory reference ``pkg.mod:build`` / ``file.py:build`` (``smisbench.models.plugins``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.cells import Cell, RunOptions, expand_cells
+from smisbench.benchmark.spec import PROTOCOL_FIELDS, BenchmarkSpec, parse_spec
+from smisbench.errors import SmisbenchError
+
+SPEC_NAME = "score"
+TABLE = "score"
+SPEC_LEVEL = ("seed", "dtype")  # protocol fields a spec holds at its top level
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What to score, under which protocol, and where the result goes."""
+
+    model: str  # a registered or plugin name, or a factory reference
+    dataset: str
+    root: str | None = None
+    split: str = "test"
+    checkpoint: str | None = None
+    metrics: tuple[str, ...] | None = None  # metric names or value keys (mcsd, lpips, ...); None: the preset's
+    preset: str | None = None  # a preset name or a .toml file; None: the default (groupdnet2020)
+    store: str | None = None
+    out: str | None = None  # artifact folder (SMIS grid) and score.json
+    device: str = "auto"
+    seed: int | None = None  # None: the preset's seed, else 0
+    label: str | None = None  # row label in reports (default: the model's name)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreResult:
+    """The numbers (keys as stored: mcsd, mocd, lpips, fid, miou, accuracy, fps, params) and their record."""
+
+    model: str
+    dataset: str
+    split: str
+    preset: str
+    metrics: list[str]
+    values: dict[str, float]
+    protocol: dict[str, Any]
+    provenance: dict[str, Any]
+    notes: list[str]
+    store: dict[str, Any] | None = None  # {"path", "run_id", "cell_id", "reused"} when stored
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (NaN and infinities become null, which JSON lacks)."""
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {str(k): clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            return value
+
+        return clean({"model": self.model, "dataset": self.dataset, "split": self.split, "preset": self.preset,
+                      "metrics": self.metrics, "values": self.values, "protocol": self.protocol,
+                      "provenance": self.provenance, "notes": self.notes, "store": self.store})
+
+
+def metric_names_of(items: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Metric names from names or the value keys they produce (``mcsd`` -> ``mcsd_mocd``), in order, once each."""
+    cat = catalog()
+    by_value = {key: name for name, info in cat.metrics.items() for key in info.produces}
+    out: list[str] = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        name = item if item in cat.metrics else by_value.get(item)
+        if name is None:
+            raise SmisbenchError(f"unknown metric {item!r}",
+                                 f"use metric names ({', '.join(cat.metrics)}) or value keys ({', '.join(by_value)})")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise SmisbenchError("no metric to compute", "list at least one, e.g. --metrics mcsd,mocd,lpips")
+    return tuple(out)
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for spec data (strings, numbers, booleans, arrays, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SmisbenchError(f"cannot write the number {value} into a spec", "use a finite number")
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise SmisbenchError(f"cannot write {type(value).__name__} {value!r} into a spec", "use TOML-representable values")
+
+
+def toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def default_label(model: str) -> str:
+    """A row label for a model reference: the name, ``pkg.mod:FACTORY``, or ``file.py:FACTORY`` without the folder."""
+    from smisbench.models.plugins import is_factory_ref
+
+    if not is_factory_ref(model):
+        return model
+    target, _, attr = model.rpartition(":")
+    return f"{Path(target).name}:{attr}" if target.endswith(".py") else model
+
+
+def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], device: str, grid: bool) -> str:
+    """The one-cell spec of a score, as TOML a user could rerun with ``smisbench run``."""
+    from smisbench.models.plugins import is_factory_ref
+
+    protocol = dict(preset.protocol)
+    seed = protocol.pop("seed", 0)
+    top = {"seed": seed if request.seed is None else request.seed, "dtype": protocol.pop("dtype", "float32")}
+    unknown = sorted(k for k in protocol if k not in PROTOCOL_FIELDS)
+    if unknown:
+        raise SmisbenchError(f"preset {preset.name}: {unknown[0]!r} cannot be set in a spec", "drop it from the preset")
+    if not grid:
+        protocol["grid_rows"] = 0  # nowhere to keep a grid: do not draw one
+    lines = [
+        "# Written by `smisbench score`: one model on one dataset. Rerun with `smisbench run THIS_FILE`.",
+        f"name = {toml_value(SPEC_NAME)}",
+        f"description = {toml_value(f'score {request.model} on {request.dataset}/{request.split}')}",
+        f"table = {toml_value(TABLE)}",
+        f"seed = {toml_value(int(top['seed']))}",
+        f"device = {toml_value(device)}",
+        f"dtype = {toml_value(top['dtype'])}",
+        f"metrics = {toml_value(list(metrics))}",
+        "",
+        "[protocol]",
+        *(f"{key} = {toml_value(value)}" for key, value in protocol.items()),
+        f"extra = {toml_value({'preset': preset.name})}",
+        "",
+        "[[datasets]]",
+        f"name = {toml_value(request.dataset)}",
+        f"split = {toml_value(request.split)}",
+    ]
+    if request.root is not None:
+        lines.append(f"root = {toml_value(str(Path(request.root).resolve()))}")
+    if request.dataset_options:
+        lines.append(f"options = {toml_value(request.dataset_options)}")
+    lines += ["", "[[models]]"]
+    key = "factory" if is_factory_ref(request.model) else "name"
+    lines.append(f"{key} = {toml_value(request.model)}")
+    lines.append(f"label = {toml_value(request.label or default_label(request.model))}")
+    if request.checkpoint is not None:
+        lines.append(f"checkpoint = {toml_value(str(Path(request.checkpoint).resolve()))}")
+    return "\n".join(lines) + "\n"
+
+
+def _check_request(request: ScoreRequest) -> None:
+    """Fail before any work: an unknown model or dataset, a factory that does not load, missing files."""
+    from smisbench.data.registry import dataset_names
+    from smisbench.models.registry import get_entry
+
+    if request.dataset not in dataset_names():
+        from smisbench.errors import UnknownNameError
+
+        raise UnknownNameError("dataset", request.dataset, dataset_names())
+    if request.root is None and request.dataset != "synthetic":
+        raise SmisbenchError(f"dataset {request.dataset!r} needs the folder it is stored in",
+                             f"pass --root /path/to/{request.dataset}")
+    if request.root is not None and not Path(request.root).is_dir():
+        raise SmisbenchError(f"dataset folder {request.root} does not exist", "pass --root the dataset's folder")
+    if request.checkpoint is not None and not Path(request.checkpoint).exists():
+        raise SmisbenchError(f"checkpoint {request.checkpoint} does not exist", "pass --checkpoint an existing file")
+    get_entry(request.model)  # unknown names, factories that are missing, raise or return the wrong type
+
+
+def build_spec(request: ScoreRequest) -> BenchmarkSpec:
+    from smisbench.metrics.presets import get_preset
+    from smisbench.runtime import pick_device
+
+    _check_request(request)
+    preset = get_preset(request.preset)
+    metrics = metric_names_of(request.metrics) if request.metrics else metric_names_of(preset.metrics)
+    device = str(pick_device(request.device))
+    text = spec_text(request, preset, metrics, device, grid=request.store is not None or request.out is not None)
+    return parse_spec(text, "smisbench score")
+
+
+def _capturing(executor: Any, caught: list[Exception]) -> Any:
+    """The executor and its identify step, remembering what they raised (the runner records a failure;
+    score shows the error itself). The identify step is kept, so the runner keys the cell by the
+    weights and code of the model it evaluates, like every other run."""
+    from smisbench.benchmark.runner import identified_by
+
+    def remembered(step: Any) -> Any:
+        def run(cell: Cell, ctx: Any) -> Any:
+            try:
+                return step(cell, ctx)
+            except Exception as err:
+                caught.append(err)
+                raise
+
+        return run
+
+    identify = getattr(executor, "identify", None)
+    run = remembered(executor)
+    return identified_by(remembered(identify))(run) if identify is not None else run
+
+
+def _stored(request: ScoreRequest, spec: BenchmarkSpec, options: RunOptions, progress: bool, log: TextIO,
+            command: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    from smisbench.benchmark.executor import execute_cell
+    from smisbench.benchmark.runner import run_spec
+    from smisbench.benchmark.store import Store
+
+    caught: list[Exception] = []
+    with Store(request.store) as store:
+        summary = run_spec(spec, store, _capturing(execute_cell, caught), options, progress=progress, stream=log,
+                           command=command)
+        if caught:
+            raise caught[0]
+        if summary.failed:
+            raise SmisbenchError(f"scoring failed: {summary.failed[0][1].splitlines()[0]}",
+                                 f"see the run with `smisbench runs --store {request.store}`")
+        cell = summary.cells[0]
+        cell_id = store.finished_cell(cell.key)
+        row = store.cell(cell_id)
+    where = {"path": str(request.store), "run_id": summary.run_id, "cell_id": cell_id,
+             "reused": bool(summary.reused), "cell_key": cell.key}
+    return row, where
+
+
+def _direct(spec: BenchmarkSpec, options: RunOptions, artifacts: Path) -> dict[str, Any]:
+    from smisbench.benchmark.executor import execute_cell, identify_cell
+    from smisbench.benchmark.runner import ExecutionContext
+    from smisbench.benchmark.validate import check_spec
+    from smisbench.provenance import environment
+
+    check_spec(spec, options)  # what the runner checks first, for a score that is not stored too
+    ctx = ExecutionContext(artifacts)
+    cell = expand_cells(spec, options)[0]
+    cell = cell.resolved(identify_cell(cell, ctx))  # keyed like a stored cell: the weights and code it evaluates
+    outcome = execute_cell(cell, ctx)
+    provenance = {"environment": environment(cell.device), "cell_identity": cell.identity(), **outcome.provenance}
+    if outcome.artifacts:
+        provenance["artifacts"] = [{"kind": a.kind, "path": str(artifacts / a.path), "sha256": a.sha256}
+                                   for a in outcome.artifacts]
+    notes = list(outcome.notes)
+    missing = [k for k in catalog().produces(cell.metrics) if k not in outcome.values]
+    if missing:
+        notes.append(f"no value for {', '.join(missing)} (shown as missing)")
+    return {"values": outcome.values, "protocol": {**cell.protocol, **outcome.protocol}, "provenance": provenance,
+            "notes": notes}
+
+
+def score(request: ScoreRequest, *, progress: bool = True, log: TextIO | None = None,
+          command: str | None = None) -> ScoreResult:
+    """Score ``request.model`` on ``request.dataset``; with ``request.store``, as a run in that store."""
+    import sys
+
+    log = log or sys.stdout
+    spec = build_spec(request)
+    out = Path(request.out) if request.out else None
+    options = RunOptions(artifacts_dir=out)
+    if request.store is not None:
+        row, where = _stored(request, spec, options, progress, log, command)
+    else:
+        where = None
+        if out is not None:
+            row = _direct(spec, options, out)
+        else:
+            with tempfile.TemporaryDirectory(prefix="smisbench-score-") as tmp:
+                row = _direct(spec, options, Path(tmp))
+    keys = catalog().produces(spec.metrics)
+    values = {key: row["values"].get(key, math.nan) for key in keys}
+    values.update({k: v for k, v in row["values"].items() if k not in values})
+    result = ScoreResult(request.model, request.dataset, request.split, row["protocol"].get("extra", {}).get(
+        "preset", request.preset or ""), list(spec.metrics), values, row["protocol"], row["provenance"],
+        list(row["notes"]), where)
+    if out is not None:
+        from smisbench.io import atomic_write_text
+
+        atomic_write_text(out / "score.json", json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def format_result(result: ScoreResult) -> str:
+    """The numbers as a short table in the paper's units."""
+    lines = [f"score: {result.model} on {result.dataset}/{result.split} (preset {result.preset})"]
+    for key, value in result.values.items():
+        info = catalog().value(key)
+        shown = "—" if value is None or not math.isfinite(value) else info.format(info.display(value))
+        lines.append(f"  {info.label:<12} {shown}")
+    lines += [f"  note: {note}" for note in result.notes]
+    if result.store:
+        s = result.store
+        lines.append(f"stored: run {s['run_id']}, cell {s['cell_id']}{' (reused)' if s['reused'] else ''} "
+                     f"in {s['path']}")
+    return "\n".join(lines)
