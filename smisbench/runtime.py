@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from smisbench.errors import SmisbenchError
@@ -10,16 +12,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` takes CUDA when present (the local rank's GPU under torchrun), else the CPU."""
+    """``auto`` takes CUDA when present, else the CPU; under torchrun ``auto`` and ``cuda`` mean the local rank's GPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            import os
-
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SmisbenchError(f"device {name!r} asked for, but CUDA is not available here", "use --device cpu or auto")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())  # torchrun: own GPU
     return device
 
 

@@ -54,7 +54,7 @@ def stand_ins(monkeypatch):
                                "training": model.training, "length": len(dataset), "config": dataset_config.name})
         count = sum(p.numel() for p in model.parts()["G"].parameters())
         probe = float(next(model.parameters()).detach().sum())  # shows which weights were evaluated
-        return types.SimpleNamespace(values={"params": float(count), "fps": 1.0, "probe": probe},
+        return types.SimpleNamespace(values={"params": float(count), "fps": 1.0, "fps_fast": 1.0, "probe": probe},
                                      protocol={**protocol.to_dict(), "filled": 1},
                                      provenance={"weights": {"lpips-alex": "0" * 64}}, notes=["stand-in"])
 
@@ -117,6 +117,20 @@ def test_training_budget_trains_once_and_reuses_the_result(stand_ins, tmp_path: 
 
     n = next(build_model("groupdnet", "synthetic").parameters()).numel()  # the stand-in trainer added 1 to each
     assert first.values["probe"] == pytest.approx(untrained.values["probe"] + n, rel=1e-5)
+
+
+def test_other_ranks_never_train_and_never_draw_the_grid(stand_ins, tmp_path: Path, monkeypatch):
+    """Under torchrun rank 0 trains while keying the cell and writes the grid; a follower only loads and evaluates."""
+    from smisbench.errors import SmisbenchError
+    from smisbench.metrics import sharding
+
+    cell = cell_of('train = { steps = 3, batch_size = 2, options = { vgg = "none" } }')
+    monkeypatch.setattr(sharding, "world", lambda: sharding.World(1, 2))
+    with pytest.raises(SmisbenchError, match="rank 1 cannot find the model rank 0 trained"):
+        execute_cell(cell, ExecutionContext(tmp_path / "artifacts"))
+    assert stand_ins.train == []
+    follower = execute_cell(cell_of(), ExecutionContext(tmp_path / "artifacts"))
+    assert follower.artifacts == [] and not (tmp_path / "artifacts" / "grids").exists()
 
 
 def test_unknown_training_option_is_named(stand_ins, tmp_path: Path):

@@ -100,7 +100,7 @@ def test_one_pass_computes_all_requested_metrics(lpips_random):
                       ["mcsd_mocd", "lpips_diversity", "params", "fps", "recorder"], SMALL,
                       networks={"lpips": lpips_random}, progress=False)
     assert isinstance(result, EvaluationResult)
-    assert set(result.values) == {"mcsd", "mocd", "lpips", "params", "fps", "recorded"}
+    assert set(result.values) == {"mcsd", "mocd", "lpips", "params", "fps", "fps_fast", "recorded"}
     assert result.values["mcsd"] > result.values["mocd"] >= 0 and result.values["lpips"] > 0
     assert result.values["params"] == sum(p.numel() for p in ToyPerClassModel().painter.parameters())
     # every label map read once for the pass (FPS reads item 0 once more for its input)

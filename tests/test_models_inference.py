@@ -156,3 +156,38 @@ def test_inference_copy_under_bfloat16_autocast(name):
     assert got.dtype in (torch.bfloat16, torch.float32)
     # bfloat16 keeps 8 bits of mantissa: agreement to a few percent of the output range
     assert (got.float() - reference).abs().mean() < 0.05 * reference.abs().max()
+
+
+def test_identical_maps_in_a_batch_are_analysed_once_with_the_same_outputs(monkeypatch):
+    """A batch of one map (how mCSD/mOCD generate) or with repeats gives bit-identical facts and images
+    whether the repeats are analysed once or each time."""
+    from smisbench.models import inference
+
+    model = build_model("groupdnet", "synthetic").eval()
+    lively_weights(model)
+    fast = inference_copy(model)
+    a = blob_label(model.dataset.label_nc, model.dataset.size)
+    mixed = model.semantics(torch.cat([a, a.flip(-1), a, a]))
+    repeated = model.semantics(a).expand(4, -1, -1, -1)
+    firsts, owner = inference.distinct_maps(mixed)
+    assert firsts == [0, 1] and owner.tolist() == [0, 1, 0, 0]
+    assert inference.distinct_maps(repeated)[0] == [0]
+    analysed: list[int] = []
+    original = LabelAnalysis._analyse
+    monkeypatch.setattr(LabelAnalysis, "_analyse", staticmethod(lambda label: (analysed.append(label.shape[0]),
+                                                                                original(label))[1]))
+    z = model.sample_z(4, torch.Generator().manual_seed(0))
+    for make, distinct in ((mixed.clone, 2), (lambda: model.semantics(a).expand(4, -1, -1, -1), 1)):
+        outputs, facts = [], []
+        for dedupe in (False, True):
+            monkeypatch.setattr(LabelAnalysis, "dedupe", dedupe)
+            analysed.clear()
+            semantics = make()  # a new tensor: the copy's analysis cache does not answer for it
+            with torch.inference_mode():
+                outputs.append(fast.generate(semantics, z))
+            assert set(analysed) == {distinct if dedupe else 4}
+            facts.append(LabelAnalysis().at(semantics, (16, 16)))
+        assert torch.equal(outputs[0], outputs[1])
+        assert facts[0].keys() == facts[1].keys()
+        for key, value in facts[0].items():
+            assert torch.equal(value, facts[1][key]) if torch.is_tensor(value) else value == facts[1][key], key

@@ -48,7 +48,7 @@ max_ratio = 0.5
 def without_vspade_fps(cell, ctx):
     outcome = fakes.fake_outcome(cell)
     if cell.model.id == "vspade":
-        del outcome.values["fps"]
+        del outcome.values["fps"], outcome.values["fps_fast"]
     if cell.model.id == "groupdnet":
         outcome.values["mocd"] = 0.25 * fakes.fake_value(cell.key, "mocd")
     return outcome
@@ -73,9 +73,9 @@ def test_table_has_paper_rows_and_only_measured_values(store: Store):
     table = build_table(store, "table1")
     paper = paper_tables()["table1"]
     assert table.rows[:8] == list(paper.rows) and table.rows[8:] == ["GroupDNet (tuned)"]
-    assert table.columns == list(paper.columns)
-    # 3 models x 6 computable values, minus VSPADE's FPS that the executor did not produce
-    assert table.measured() == 17
+    assert table.columns == list(paper.columns) + [Column("deepfashion", "fps_fast")]  # ours only: no paper column
+    # 3 models x 7 computable values, minus VSPADE's two FPS that the executor did not produce
+    assert table.measured() == 19
     fid = Column("deepfashion", "fid")
     assert table.our_value("GroupDNet", fid) == stored(store, "GroupDNet", "fid")
     assert table.paper_value("GroupDNet", fid) == 9.50
@@ -88,9 +88,9 @@ def test_table_has_paper_rows_and_only_measured_values(store: Store):
 
 def test_long_frame_statuses_and_differences(store: Store):
     frame = long_frame(build_table(store, "table1"))
-    assert len(frame) == 9 * 7
+    assert len(frame) == 9 * 8
     counts = frame["status"].value_counts().to_dict()
-    assert counts == {"measured": 17, "paper only, never computed": 8, "never computed": 1, "missing": 37}
+    assert counts == {"measured": 19, "paper only, never computed": 8, "never computed": 1, "missing": 44}
     measured = frame[frame.status == "measured"]
     assert measured["ours"].notna().all() and frame[frame.status != "measured"]["ours"].isna().all()
     row = frame[(frame.model == "GroupDNet") & (frame.metric == "fid")].iloc[0]
@@ -103,8 +103,8 @@ def test_long_frame_statuses_and_differences(store: Store):
 def test_csv_round_trip_keeps_missing_empty(store: Store):
     table = build_table(store, "table1")
     back = pd.read_csv(io.StringIO(to_csv(table)))
-    assert len(back) == 63
-    assert back["ours"].notna().sum() == 17  # no zeros or guesses where nothing was measured
+    assert len(back) == 72
+    assert back["ours"].notna().sum() == 19  # no zeros or guesses where nothing was measured
     original = long_frame(table)
     pd.testing.assert_series_equal(back["ours"], original["ours"], check_names=False, rtol=1e-9)
 
@@ -117,8 +117,8 @@ def test_markdown_and_latex_show_missing(store: Store):
     mulnet = next(line for line in lines if line.startswith("| MulNet |"))
     cells = [c.strip() for c in mulnet.strip("|").split("|")][1:]
     she = [str(c) for c in table.columns].index("deepfashion:she")  # SHE: the paper's reference column
-    assert cells[0::3] == [MISSING] * she + [PAPER_ONLY] + [MISSING] * (6 - she)
-    assert cells[1::3][0] == "12.07" and cells[1::3][she] == "79.2" and cells[2::3] == [MISSING] * 7
+    assert cells[0::3] == [MISSING] * she + [PAPER_ONLY] + [MISSING] * (7 - she)  # fps_fast last: ours only
+    assert cells[1::3][0] == "12.07" and cells[1::3][she] == "79.2" and cells[2::3] == [MISSING] * 8
     assert "paper only = carried from the paper, never computed" in md
     groupdnet = next(line for line in lines if line.startswith("| GroupDNet |"))
     fid_ours = float(groupdnet.split("|")[2])
@@ -126,7 +126,7 @@ def test_markdown_and_latex_show_missing(store: Store):
     assert "SHE is a human study" in md
     tex = to_latex(table)
     body = [line for line in tex.splitlines() if line.endswith(r"\\") and not line.startswith(("Model", " &"))]
-    assert len(body) == 9 and all(line.count("&") == 21 for line in body)
+    assert len(body) == 9 and all(line.count("&") == 24 for line in body)
     assert "--" in tex and r"\begin{tabular}" in tex and r"\multicolumn{3}{c}{FID}" in tex
 
 
@@ -227,7 +227,7 @@ def test_report_command(store: Store, tmp_path: Path, capsys):
     assert "table1" in capsys.readouterr().out
     for name in ("table1.md", "table1.tex", "table1.csv", "report.md", "index.html", "plots/table1_mcsd_mocd.png"):
         assert (out / name).is_file(), name
-    assert pd.read_csv(out / "table1.csv")["ours"].notna().sum() == 17
+    assert pd.read_csv(out / "table1.csv")["ours"].notna().sum() == 19
     assert main(["report", "--store", str(tmp_path / "absent.sqlite"), "--out", str(out)]) == 2
     assert "no results store" in capsys.readouterr().err
 

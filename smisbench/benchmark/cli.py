@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--data-root", default=".", help="folder that relative dataset roots are under (default: .)")
     run.add_argument("--checkpoint-root", default=".",
                      help="folder that relative checkpoint paths are under (default: .)")
+    run.add_argument("--artifacts", help="folder for grids, trained models and caches (default: beside the store, "
+                                         "STORE.artifacts); under torchrun every rank must read it")
     run.add_argument("--executor", help="MODULE:FUNCTION to compute cells instead of the built-in executor")
     run.add_argument("--seeds", metavar="K|S1,S2,..",
                      help="evaluate every cell with K seeds (the spec's seed, seed+1, ...) or with these seeds, "
@@ -94,7 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from smisbench.benchmark.cells import RunOptions
-    from smisbench.benchmark.runner import run_spec
+    from smisbench.benchmark.runner import default_executor, run_spec
+    from smisbench.benchmark.sharded import shard_command
     from smisbench.benchmark.spec import load_spec, parse_seeds_option, with_seeds
     from smisbench.benchmark.store import Store
     from smisbench.benchmark.validate import check_spec
@@ -103,15 +106,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         spec = with_seeds(spec, parse_seeds_option(args.seeds, spec.seed))
     options = RunOptions(data_root=Path(args.data_root), checkpoint_root=Path(args.checkpoint_root),
-                         device=args.device)
+                         device=args.device, artifacts_dir=Path(args.artifacts) if args.artifacts else None)
     executor = load_executor(args.executor)
     check_spec(spec, options, availability=not args.dry_run)  # a spec that cannot run never opens the store
-    # a dry run only reads: it never creates the store (a missing one plans as empty)
-    with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
-        summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
-                           progress=not args.no_progress, fail_fast=args.fail_fast,
-                           command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
-    return 0 if summary.ok else 1
+
+    def lead(executor) -> int:
+        # a dry run only reads: it never creates the store (a missing one plans as empty)
+        with Store(args.store, readonly=args.dry_run, missing_ok=args.dry_run) as store:
+            summary = run_spec(spec, store, executor, options, dry_run=args.dry_run,
+                               progress=not args.no_progress, fail_fast=args.fail_fast,
+                               command=" ".join(["smisbench"] + sys.argv[1:]), redo_incomplete=args.redo_incomplete)
+        return 0 if summary.ok else 1
+
+    # under torchrun rank 0 runs the spec into the store; the other ranks share each cell's evaluation
+    return shard_command(options.device or spec.device, executor or default_executor(), lead)
 
 
 def _runs(args: argparse.Namespace) -> int:

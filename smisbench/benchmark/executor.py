@@ -102,6 +102,11 @@ def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | No
     if not bundle.is_file():
         if ctx.dry_run:
             return None
+        from smisbench.metrics.sharding import world
+
+        if not world().is_main:  # under torchrun rank 0 trains (while keying the cell) before the others start it
+            raise SmisbenchError(f"rank {world().rank} cannot find the model rank 0 trained: {bundle}",
+                                 "put the store's artifact folder on a file system every node reads")
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(train.options) - fields)
         if unknown:
@@ -237,9 +242,11 @@ def execute_cell(cell: Cell, ctx: ExecutionContext) -> CellOutcome:
         provenance.update(result.provenance)
         notes += list(result.notes)
 
+    from smisbench.metrics.sharding import world
+
     artifacts = []
     rows = int(cell.protocol.get("grid_rows", 4))
-    if rows > 0 and model.codes_kind != CodesKind.NONE:
+    if rows > 0 and model.codes_kind != CodesKind.NONE and world().is_main:  # rank 0 alone writes
         item = dataset[int(cell.protocol.get("grid_label_index", 0))]
         grid = smis_grid(model, item, config, rows, cell.seed)
         path = ctx.artifacts_dir / "grids" / f"{cell.key[:20]}.npz"

@@ -35,6 +35,12 @@ class EvalContext:
     provenance: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)
+    defined: Any = None  # the model as defined when ``model`` is its inference copy (``fast_path``)
+
+    @property
+    def as_defined(self) -> Any:
+        """The model as built or loaded (parameter counts, FPS "as defined"); ``model`` is what generates."""
+        return self.model if self.defined is None else self.defined
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -61,11 +67,21 @@ class Metric:
     """One metric's share of an evaluation. Override what it needs.
 
     ``uses_generated``: it needs the images generated in the shared pass (one random code per
-    label map); ``items_needed``: how many dataset items it wants (None = all, 0 = none).
+    label map); ``items_needed``: how many dataset items it wants (None = all, 0 = none);
+    ``uses_generator``: it runs the generator at all (False: nothing to check a fast path on).
+
+    Sharded evaluation (``smisbench.metrics.sharding``): ``sharded`` says the metric joins its
+    ranks' shares in :meth:`finish` (a metric without it is refused under torchrun rather than
+    give one rank's share as the whole); it sees the batches its rank owns, or with
+    ``shards_items`` every batch holding an item of its first ``items_needed``, to score the items
+    ``sharding.owns(index)`` gives it.
     """
 
     name = ""
     uses_generated = False
+    uses_generator = True
+    sharded = False
+    shards_items = False
 
     def items_needed(self, ctx: EvalContext) -> int | None:
         return 0

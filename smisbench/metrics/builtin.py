@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from smisbench.metrics import sharding
 from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.feature_metrics import FEATURE_METRICS, FIDMetric
 from smisbench.metrics.registry import register_metric
@@ -27,6 +28,8 @@ class _DiversityMetric(Metric):
     """Scores the first ``diversity_maps`` label maps with its own generated sets (``scorer_class``)."""
 
     scorer_class = ""  # a class of smisbench.metrics.smis_diversity
+    sharded = True  # per-map terms gathered and replayed in map order (the scorer's gather())
+    shards_items = True  # label map i is scored by rank i % N
 
     def __init__(self, ctx: EvalContext):
         from smisbench.metrics import smis_diversity
@@ -43,7 +46,7 @@ class _DiversityMetric(Metric):
     def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
         instance = batch.get("instance")
         for i in range(len(batch["label"])):
-            if start + i < self.limit:
+            if start + i < self.limit and sharding.owns(start + i):
                 self.scorer.add_label_map(batch["label"][i], None if instance is None else instance[i], start + i)
 
 
@@ -52,6 +55,7 @@ class MCSDMetric(_DiversityMetric):
     scorer_class = "SMISDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
+        self.scorer.gather()
         return smis_values(ctx, self.scorer.result())
 
 
@@ -72,6 +76,7 @@ class LPIPSDiversityMetric(_DiversityMetric):
     scorer_class = "LPIPSDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
+        self.scorer.gather()
         for note in self.scorer.notes:
             ctx.note(f"lpips_diversity: {note}")
         return {"lpips": self.scorer.result()}
@@ -79,6 +84,8 @@ class LPIPSDiversityMetric(_DiversityMetric):
 
 class ParamsMetric(Metric):
     name = "params"
+    uses_generator = False
+    sharded = True  # the same count on every rank
 
     def __init__(self, ctx: EvalContext):
         pass
@@ -86,25 +93,42 @@ class ParamsMetric(Metric):
     def finish(self, ctx: EvalContext) -> dict[str, float]:
         from smisbench.metrics.params import parameter_report
 
-        report = parameter_report(ctx.model, ctx.discriminator)
+        report = parameter_report(ctx.as_defined, ctx.discriminator)
         ctx.details["params"] = report.to_dict()
         return {"params": float(report.generator)}
 
 
 class FPSMetric(Metric):
+    """``fps``: the model as defined (the paper's FPS); ``fps_fast``: the generator the evaluation ran, its
+    inference copy where one was used (else the same measurement). Timed on rank 0 alone when sharded."""
+
     name = "fps"
+    sharded = True
 
     def __init__(self, ctx: EvalContext):
         pass
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
+        values, details = sharding.on_main(lambda: self._measure(ctx))
+        ctx.details["fps"] = details
+        return values
+
+    def _measure(self, ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
         from smisbench.metrics.fps import measure_fps
 
         p = ctx.protocol
         label = ctx.dataset[0]["label"]
-        result = measure_fps(ctx.model, label, p.fps_batch_size, p.fps_warmup, p.fps_repeats, p.dtype, ctx.device, p.seed)
-        ctx.details["fps"] = result.to_dict()
-        return {"fps": result.fps}
+
+        def measure(model):
+            return measure_fps(model, label, p.fps_batch_size, p.fps_warmup, p.fps_repeats, p.dtype, ctx.device,
+                               p.seed)
+
+        defined = measure(ctx.as_defined)
+        fast = defined if ctx.model is ctx.as_defined else measure(ctx.model)
+        path = ctx.provenance.get("generator_path", "as-defined")
+        details = {**defined.to_dict(), "as_defined": defined.to_dict(), "fast": fast.to_dict(), "fast_path": path,
+                   "ranks": sharding.world().size}
+        return {"fps": defined.fps, "fps_fast": fast.fps}, details
 
 
 for _cls in (*FEATURE_METRICS, MCSDMetric, LPIPSDiversityMetric, ParamsMetric, FPSMetric):

@@ -13,15 +13,18 @@ from typing import Any
 
 import torch
 
+from smisbench.metrics import sharding
 from smisbench.metrics.base import EvalContext, Metric
 from smisbench.metrics.feature_pass import Space, feature_pass
 
 
 class _FeatureMetric(Metric):
-    """A metric fed from the shared feature pass; subclasses name the space and compute in ``finish``."""
+    """A metric fed from the shared feature pass; subclasses name the space and give their values from the
+    gathered features in ``compute(ctx)`` (run on rank 0 under torchrun)."""
 
     uses_generated = True
     needs_real_features = False
+    sharded = True  # features gathered in item order, the metric computed on rank 0 (finish)
 
     def __init__(self, ctx: EvalContext):
         self.features = feature_pass(ctx)
@@ -36,6 +39,23 @@ class _FeatureMetric(Metric):
     def on_batch(self, ctx: EvalContext, batch: dict[str, Any], start: int, generated: torch.Tensor | None) -> None:
         self.features.feed(ctx, batch, start, generated)
 
+    def finish(self, ctx: EvalContext) -> dict[str, float]:
+        """Gather every rank's features, compute on rank 0 (:meth:`compute`, which also writes a cache
+        file), and give its values, details and notes to every rank (all of it in one process)."""
+        self.features.gather()
+
+        def on_rank0() -> tuple[dict[str, float], dict[str, Any], list[str]]:
+            before_details, before_notes = dict(ctx.details), len(ctx.notes)
+            values = self.compute(ctx)
+            details = {k: v for k, v in ctx.details.items() if k not in before_details or before_details[k] is not v}
+            return values, details, ctx.notes[before_notes:]
+
+        values, details, notes = sharding.on_main(on_rank0)
+        ctx.details.update(details)
+        for note in notes:
+            ctx.note(note)
+        return values
+
     def feature_sets(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(generated, real) features of this metric's space."""
         return self.features.fake_features(self.space), self.features.real_features(ctx, self.space)
@@ -47,7 +67,7 @@ class FIDMetric(_FeatureMetric):
     name = "fid"
     value_key = "fid"
 
-    def finish(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
         from smisbench.metrics.fid import frechet_distance
 
         value = frechet_distance(self.features.real_stats(ctx, self.space), self.features.fake_stats(self.space))
@@ -64,10 +84,10 @@ class FIDCleanMetric(FIDMetric):
     def space_name(self, ctx: EvalContext) -> str:
         return "inception/clean"
 
-    def finish(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
         if ctx.protocol.fid_resize == "clean":
             ctx.note("fid_clean: protocol fid_resize is `clean` already, so fid (if asked) is the same number")
-        return super().finish(ctx)
+        return super().compute(ctx)
 
 
 class KIDMetric(_FeatureMetric):
@@ -76,7 +96,7 @@ class KIDMetric(_FeatureMetric):
     name = "kid"
     needs_real_features = True
 
-    def finish(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
         from smisbench.metrics.feature_distances import kid
 
         p = ctx.protocol
@@ -96,7 +116,7 @@ class PrecisionRecallMetric(_FeatureMetric):
     name = "precision_recall"
     needs_real_features = True
 
-    def finish(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
         from smisbench.metrics.feature_distances import precision_recall
 
         k = ctx.protocol.prc_neighborhood
@@ -112,7 +132,7 @@ class DensityCoverageMetric(_FeatureMetric):
     name = "density_coverage"
     needs_real_features = True
 
-    def finish(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
         from smisbench.metrics.feature_distances import density_coverage
 
         k = ctx.protocol.nearest_k

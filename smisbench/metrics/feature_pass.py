@@ -104,6 +104,7 @@ class FeaturePass:
         self.spaces: dict[str, Space] = {}
         self.seen: set[int] = set()
         self.keyed = False
+        self.gathered = False
 
     def want(self, ctx: EvalContext, name: str, real_features: bool = False) -> Space:
         """The space ``name`` (made on first use); ``real_features``: the caller reads the real features too."""
@@ -163,8 +164,18 @@ class FeaturePass:
             real_u8 = to_uint8(resize_images(real, size, p.resize_filter))
         for space in self.spaces.values():
             if space.cached is None:
-                space.real.add(space.features_of(real_u8))
-            space.fake.add(space.features_of(fake_u8))
+                space.real.add(space.features_of(real_u8), start)
+            space.fake.add(space.features_of(fake_u8), start)
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's features on every rank, in item order, once (the first metric
+        to finish calls it; a no-op in one process). Rank 0 then computes from the whole, as one process."""
+        if self.gathered:
+            return
+        self.gathered = True
+        for space in self.spaces.values():
+            space.real.gather()
+            space.fake.gather()
 
     # ------------------------------------------------------------------ results
     def real_features(self, ctx: EvalContext, space: Space) -> torch.Tensor:
@@ -182,6 +193,13 @@ class FeaturePass:
         from smisbench.metrics.fid import save_cached_stats, statistics
 
         if "real" not in space.stats:
+            if space.cached is None and space.real.count != space.fake.count:
+                from smisbench.errors import SmisbenchError
+
+                # another rank found a cache file rank 0 missed: rank 0 holds only its own real features
+                raise SmisbenchError("the real statistics of the feature metrics were cached by another process "
+                                     "during this evaluation", "run the same command again (it uses the cached "
+                                     "statistics)")
             if space.cached is not None:
                 space.stats["real"] = {"mu": space.cached["mu"], "sigma": space.cached["sigma"]}
             else:

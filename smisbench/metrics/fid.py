@@ -136,26 +136,42 @@ def frechet_distance(stats_a: dict[str, np.ndarray], stats_b: dict[str, np.ndarr
 
 
 class FeatureBank:
-    """Features gathered batch by batch into one preallocated (capacity, 2048) float32 block."""
+    """Features gathered batch by batch, each block at the index of its first item, read in item order.
+
+    Under sharded evaluation each rank holds the blocks of its batches; :meth:`gather` gives every
+    rank all of them, so the statistics are those of one process.
+    """
 
     def __init__(self, capacity: int | None = None):
-        self._blocks: list[torch.Tensor] = []
+        self._blocks: list[tuple[int, torch.Tensor]] = []
         self.count = 0
         self.capacity = capacity
 
-    def add(self, features: torch.Tensor) -> None:
+    def add(self, features: torch.Tensor, start: int | None = None) -> None:
+        """Add features of the items from ``start`` on (default: right after those added so far)."""
+        at = self.count if start is None else int(start)
         if self.capacity is not None:
-            features = features[: max(0, self.capacity - self.count)]
+            features = features[: max(0, self.capacity - at)]
         if features.shape[0]:
-            self._blocks.append(features.float().cpu())
+            self._blocks.append((at, features.float().cpu()))
             self.count += features.shape[0]
 
     @property
     def full(self) -> bool:
         return self.capacity is not None and self.count >= self.capacity
 
+    def gather(self) -> "FeatureBank":
+        """Every rank's blocks on every rank (a no-op in one process); returns self."""
+        from smisbench.metrics.sharding import merge_indexed
+
+        merged = merge_indexed(dict(self._blocks))
+        self._blocks = list(merged.items())
+        self.count = sum(block.shape[0] for block in merged.values())
+        return self
+
     def tensor(self) -> torch.Tensor:
-        return torch.cat(self._blocks) if self._blocks else torch.zeros(0, 2048)
+        blocks = [block for _, block in sorted(self._blocks, key=lambda item: item[0])]
+        return torch.cat(blocks) if blocks else torch.zeros(0, 2048)
 
 
 # ----------------------------------------------------------------------------- real-statistics cache

@@ -55,7 +55,8 @@ FID_RESIZES = ("legacy_tf", "clean")
 CLIP_VIT_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 
 
-_WORDS = {int: ("an integer", "integers"), str: ("a string", "strings"), bool: ("a boolean", "booleans")}
+_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+          bool: ("a boolean", "booleans")}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ProtocolField:
     optional: bool = False
     sequence: int | None = None
     choices: tuple[Any, ...] | None = None
-    minimum: int | None = None
+    minimum: float | None = None
     spec: bool = True
     affects: tuple[str, ...] | None = None  # stored value keys it can change; None: every one, (): none
 
@@ -95,7 +96,8 @@ class ProtocolField:
         return f"give {self.describe()}{bound} ({self.doc})"
 
     def _scalar_problem(self, value: Any) -> str | None:
-        if (self.kind is bool) != isinstance(value, bool) or not isinstance(value, self.kind):
+        kinds = (int, float) if self.kind is float else (self.kind,)  # a number field takes `1` as well as `1.0`
+        if (self.kind is bool) != isinstance(value, bool) or not isinstance(value, kinds):
             return f"must be {_WORDS[self.kind][0]}, not {type(value).__name__} ({value!r})"
         if self.choices is not None and value not in self.choices:
             return f"{value!r} is not allowed"
@@ -120,7 +122,7 @@ class ProtocolField:
         return None
 
 
-def _rule(default: Any, doc: str, *, choices: tuple | None = None, minimum: int | None = None,
+def _rule(default: Any, doc: str, *, choices: tuple | None = None, minimum: float | None = None,
           spec: bool = True, affects: tuple[str, ...] | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices, "minimum": minimum,
                                                         "spec": spec, "affects": affects})
@@ -131,6 +133,8 @@ DIVERSITY = (*SMIS, "lpips")
 FID = ("fid", "fid_clean", "kid", "kid_std", "precision", "recall", "density", "coverage", "fd_dinov2", "fd_clip")
 FPS = ("fps",)
 SEGMENTATION = ("miou", "accuracy")
+# every value computed from generated images (the fast path changes which generator makes them)
+GENERATED = (*DIVERSITY, *FID, *SEGMENTATION, "fps_fast")
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,13 @@ class EvalProtocol:
                                              "split)", minimum=0, affects=SEGMENTATION)
     segmenter_train_steps: int = _rule(300, "training steps of the suite-trained synthetic segmenter", minimum=0,
                                        affects=SEGMENTATION)
+    fast_path: bool = _rule(True, "generate with the model's exact inference copy where it has one (CG-Norm models), "
+                            "checked against the model as defined on the first batch; `false`: the model as defined",
+                            affects=GENERATED)
+    fast_path_tolerance: float = _rule(1e-4, "largest absolute difference of the inference copy's images from the "
+                                       "model's allowed on that first batch (images in [-1, 1]; 16-bit generators "
+                                       "are checked in float32); above it the evaluation falls back to the model as "
+                                       "defined, with a note", minimum=0, affects=GENERATED)
 
     def __post_init__(self) -> None:
         if isinstance(self.mask_mode, MaskMode):

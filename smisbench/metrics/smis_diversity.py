@@ -228,6 +228,7 @@ class ClassDiversity:
         self._csd: dict[int, list[float]] = {}
         self._ocd: dict[int, list[float]] = {}
         self._skipped: dict[tuple[str, int, str], list[int]] = {}  # (note, class, size) -> label maps
+        self._per_map: dict[int, dict[int, tuple[float, float]]] = {}  # map index -> its scores (for gather)
         self.label_maps = 0
 
     def score_set(self, label: torch.Tensor, key: int, images: torch.Tensor, pairs: torch.Tensor,
@@ -242,14 +243,38 @@ class ClassDiversity:
             self._skipped.setdefault((NOTE_FILLS, key, _size(images)), []).append(map_index)
         return pair_scores(self.lpips, images, pairs, mask, self.settings.mask_mode, self.settings.batch_size)
 
-    def add_map(self, scores: dict[int, tuple[float, float]]) -> dict[int, tuple[float, float]]:
-        """Count one label map's {class: (L_c, L_!=c)}."""
+    def add_map(self, scores: dict[int, tuple[float, float]],
+                map_index: int | None = None) -> dict[int, tuple[float, float]]:
+        """Count one label map's {class: (L_c, L_!=c)} (``map_index``: its index in the split, default
+        the next one; kept per map so :meth:`gather` can replay every rank's maps in map order)."""
+        self._per_map[self.label_maps if map_index is None else int(map_index)] = scores
         self.label_maps += 1
+        self._count(scores)
+        return scores
+
+    def _count(self, scores: dict[int, tuple[float, float]]) -> None:
         for c, (csd, ocd) in scores.items():
             self._csd.setdefault(c, []).append(csd)
             if not math.isnan(ocd):
                 self._ocd.setdefault(c, []).append(ocd)
-        return scores
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's maps and skipped classes on every rank, the scores replayed
+        in map order, so the means are the one-process ones (a no-op in one process)."""
+        from smisbench.metrics import sharding
+
+        if not sharding.world().distributed:
+            return
+        parts = sharding.gather_objects(self._skipped)
+        per_map = sharding.merge_indexed(self._per_map)
+        self._csd, self._ocd, self._skipped = {}, {}, {}
+        for scores in per_map.values():
+            self._count(scores)
+        for skipped in parts:
+            for key, maps in skipped.items():
+                self._skipped.setdefault(key, []).extend(maps)
+        self._skipped = {key: sorted(maps) for key, maps in self._skipped.items()}
+        self._per_map, self.label_maps = per_map, len(per_map)
 
     def notes(self) -> list[str]:
         notes = {"global": [NOTE_GLOBAL], "none": [NOTE_NONE]}.get(self.sampling, [])
@@ -374,8 +399,20 @@ class SMISDiversity(SetGenerator):
         label = label.reshape(label.shape[-2:]).cpu()
         classes = self._classes(label)
         if self.sampling == "none":
-            return self.scores.add_map({c: (0.0, 0.0) for c in classes})
-        return self.scores.add_map(self._score(label, instance, classes, index))
+            return self.scores.add_map({c: (0.0, 0.0) for c in classes}, index)
+        return self.scores.add_map(self._score(label, instance, classes, index), index)
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's maps on every rank, replayed in map order, so the means are
+        the one-process ones (a no-op in one process; ``smisbench.metrics.sharding``)."""
+        from smisbench.metrics import sharding
+
+        if not sharding.world().distributed:
+            return
+        self.scores.gather()
+        counts = sharding.gather_objects((self.images_generated, self.generator_calls))
+        self.images_generated = sum(c[0] for c in counts)
+        self.generator_calls = sum(c[1] for c in counts)
 
     def _score(self, label, instance, classes, index) -> dict[int, tuple[float, float]]:
         semantics = self.semantics(label, instance)
@@ -399,6 +436,7 @@ class LPIPSDiversity(SetGenerator):
     def __init__(self, model: SMISModel, lpips: LPIPSMetric, settings: DiversitySettings | None = None):
         super().__init__(model, lpips, settings or DiversitySettings())
         self._values: list[float] = []
+        self._per_map: dict[int, float] = {}  # map index -> its LPIPS (for gather)
 
     def add_label_map(self, label: torch.Tensor, instance: torch.Tensor | None = None,
                       map_index: int | None = None) -> float:
@@ -406,13 +444,27 @@ class LPIPSDiversity(SetGenerator):
         label = label.reshape(label.shape[-2:]).cpu()
         if self.sampling == "none":
             self._values.append(0.0)
+            self._per_map[index] = 0.0
             return 0.0
         semantics = self.semantics(label, instance)
         job = self._job(self.base(index), GLOBAL_SET, index)
         images = self._images_per_job(semantics, [job])[0]
         value = pairs_lpips(self.lpips, images, local_pairs(job.needed, job.pairs), self.settings.batch_size)
         self._values.append(value)
+        self._per_map[index] = value
         return value
+
+    def gather(self) -> None:
+        """Sharded evaluation: every rank's maps on every rank, in map order (a no-op in one process)."""
+        from smisbench.metrics import sharding
+
+        if not sharding.world().distributed:
+            return
+        counts = sharding.gather_objects((self.images_generated, self.generator_calls))
+        self._per_map = sharding.merge_indexed(self._per_map)
+        self._values = list(self._per_map.values())
+        self.images_generated = sum(c[0] for c in counts)
+        self.generator_calls = sum(c[1] for c in counts)
 
     @property
     def notes(self) -> list[str]:

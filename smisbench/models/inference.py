@@ -101,12 +101,19 @@ class LabelAnalysis:
     is linear in the hidden activations, and those depend only on the 3x3 label window at each tap: so
     ``gamma(p) = bias + sum_t W_t h(window(p + t))`` is a sum of nine rows of a small per-layer table
     indexed by the distinct 3x3 windows of the map (``window_ids``), with a zero row off the image.
+
+    Identical label maps in a batch (mCSD/mOCD and LPIPS diversity generate many codes for one map)
+    are analysed once and the facts repeated per item (``dedupe``): the same numbers, computed once.
     """
+
+    dedupe = True
 
     def __init__(self) -> None:
         self._label: torch.Tensor | None = None
         self._version = -1
         self._entries: dict[tuple[int, int], dict] = {}
+        self._owner: torch.Tensor | None = None  # item -> its distinct map
+        self._distinct: list[int] = []  # first item of each distinct map
 
     def at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
         # Keyed by the tensor object itself (held, so its memory cannot be reused by another map) and its
@@ -115,8 +122,13 @@ class LabelAnalysis:
         version = 0 if label.is_inference() else label._version
         if label is not self._label or version != self._version:
             self._label, self._version, self._entries = label, version, {}
+            self._distinct, self._owner = distinct_maps(label) if self.dedupe else (list(range(label.shape[0])), None)
         if size not in self._entries:
-            self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
+            if len(self._distinct) == label.shape[0]:
+                self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
+            else:
+                small = F.interpolate(label[self._distinct], size=size, mode="nearest")
+                self._entries[size] = _repeat(self._analyse(small), self._owner)
         return self._entries[size]
 
     @staticmethod
@@ -162,6 +174,49 @@ class LabelAnalysis:
         at_taps = grid[bi[:, None], y[:, None] + dy, x[:, None] + dx]  # (Nb, 9)
         bag = at_taps * 9 + torch.arange(9)  # the table's row for (window, tap)
         return {"windows": windows, "window_bags": bag}
+
+
+def distinct_maps(label: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    """(first item of each distinct map in the batch, which distinct map each item is)."""
+    b = label.shape[0]
+    if b > 1 and label.stride(0) == 0:  # one map expanded over the batch: nothing to compare
+        return [0], torch.zeros(b, dtype=torch.int64)
+    # one pass for a fingerprint per map; only maps with equal fingerprints are compared in full
+    flat = label.reshape(b, -1)
+    weights = torch.linspace(1.0, 2.0, flat.shape[1], dtype=flat.dtype, device=flat.device)
+    prints = (flat @ weights).tolist() if flat.is_floating_point() else flat.sum(1).tolist()
+    firsts: list[int] = []
+    owner = []
+    for i in range(b):
+        same = next((k for k, first in enumerate(firsts)
+                     if prints[i] == prints[first] and torch.equal(label[i], label[first])), None)
+        if same is None:
+            same = len(firsts)
+            firsts.append(i)
+        owner.append(same)
+    return firsts, torch.tensor(owner, dtype=torch.int64)
+
+
+def _repeat(info: dict, owner: torch.Tensor) -> dict:
+    """The analysis of the distinct maps as the analysis of the batch: item i gets that of ``owner[i]``.
+
+    Every fact is a per-item block (pixels, boundary pixels and their bags, item-major in that order),
+    so repeating blocks reproduces exactly what analysing the whole batch gives; patterns and windows
+    are sets of the same maps (sorted the same way) and stay as they are.
+    """
+    small = info["label"]
+    u, c, h, w = small.shape
+    hw, b = h * w, owner.numel()
+    label = small.expand(b, c, h, w) if u == 1 else small.index_select(0, owner)
+    inverse = info["inverse"].view(u, hw).index_select(0, owner).reshape(-1)
+    flat, bags = info["boundary"], info["window_bags"]
+    counts = torch.bincount(flat // hw, minlength=u)
+    starts = torch.cumsum(counts, 0) - counts
+    rows = torch.cat([torch.arange(int(starts[k]), int(starts[k] + counts[k])) for k in owner.tolist()])
+    offsets = (torch.arange(b) * hw - owner * hw).repeat_interleave(counts[owner])
+    boundary = flat[rows] + offsets
+    return {**info, "label": label, "inverse": inverse, "boundary": boundary, "window_bags": bags[rows],
+            "fraction": boundary.numel() / (b * hw)}
 
 
 def _unique_rows_by_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -257,9 +312,25 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
     return swapped
 
 
+def _detach_spectral_weights(model: nn.Module) -> None:
+    """After a forward with autograd on, spectral norm leaves ``weight`` as a graph node, which cannot be
+    deep-copied; every forward recomputes it from ``weight_orig``, so a detached value changes nothing."""
+    for sub in model.modules():
+        for hook in sub._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm) and not getattr(sub, hook.name).is_leaf:
+                setattr(sub, hook.name, getattr(sub, hook.name).detach())
+
+
+def has_inference_copy(model: nn.Module) -> bool:
+    """Whether an inference copy is worth making: the model has CG-Norms to fold (GroupDNet, VSPADE, SPADE and
+    the other CG-Norm families). Other models would gain only the baked spectral norm and the layout."""
+    return any(isinstance(m, CGNorm) for m in model.modules())
+
+
 @torch.no_grad()
 def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout."""
+    _detach_spectral_weights(model)
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
     _swap_norms(fast, LabelAnalysis())

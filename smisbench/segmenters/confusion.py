@@ -74,13 +74,9 @@ class ConfusionMatrix:
 
     def all_reduce(self) -> "ConfusionMatrix":
         """Sum the matrix over all processes of an initialised ``torch.distributed`` group (no-op otherwise)."""
-        import torch.distributed as dist
+        from smisbench.metrics.sharding import all_reduce_sum_
 
-        if dist.is_available() and dist.is_initialized():
-            backend = dist.get_backend()
-            tensor = self.matrix.cuda() if backend == "nccl" else self.matrix.clone()
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-            self.matrix = tensor.cpu()
+        self.matrix = all_reduce_sum_(self.matrix.clone())
         return self
 
     # ------------------------------------------------------------------ scores

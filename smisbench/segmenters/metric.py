@@ -67,10 +67,13 @@ def _segmenter(ctx: EvalContext):
 
 class SegmentationMetric(Metric):
     uses_generated = True
+    sharded = True  # one confusion matrix summed over the ranks
 
     def __init__(self, ctx: EvalContext):
-        if _KEY not in ctx.shared:
-            ctx.shared[_KEY] = _segmenter(ctx)
+        from smisbench.metrics.sharding import main_first
+
+        if _KEY not in ctx.shared:  # rank 0 first: it trains (and caches) the synthetic segmenter once
+            ctx.shared[_KEY] = main_first(lambda: _segmenter(ctx))
 
     def items_needed(self, ctx: EvalContext) -> int | None:
         return ctx.protocol.segmentation_samples
@@ -94,6 +97,9 @@ class SegmentationMetric(Metric):
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
         state = ctx.shared[_KEY]
+        if not state.get("reduced"):  # once for both names (miou, accuracy)
+            state["confusion"].all_reduce()
+            state["reduced"] = True
         summary = state["confusion"].summary(state["protocol"].absent_class_rule)
         ctx.provenance["segmenter"] = state["segmenter"].describe()
         ctx.provenance["scoring_protocol"] = state["protocol"].to_dict()

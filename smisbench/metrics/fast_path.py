@@ -1,0 +1,123 @@
+"""The generator an evaluation runs: the exact inference copy where a model has one, checked first.
+
+A model with CG-Norms (``smisbench.models.inference.has_inference_copy``) is evaluated through its
+inference copy (the same outputs to float rounding, about half the CPU time). Before the copy
+generates anything that is scored, it and the model as defined generate the first batch of the
+evaluation (same label maps, same codes) and the largest absolute difference of the images must
+be at most ``protocol.fast_path_tolerance``. Under sharded evaluation every rank checks on its own
+device and the largest difference of all ranks decides, so all ranks take the same path.
+
+A mismatch falls back to the model as defined, with a note: the numbers then are right, only
+slower, and the note plus ``fast_path.max_abs_diff`` in the provenance show what to fix (an error
+would stop a benchmark over an optimisation). ``protocol.fast_path = false`` opts out. The path
+taken is ``generator_path`` in the provenance: ``"inference-copy"`` or ``"as-defined"``.
+
+16-bit generators are checked in float32 (a float32 twin of the model against the copy made from
+it), because their own rounding is far above any useful tolerance; the copy is then cast back.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from smisbench.metrics import sharding
+
+AS_DEFINED = "as-defined"
+INFERENCE_COPY = "inference-copy"
+GENERATOR_PATHS = (INFERENCE_COPY, AS_DEFINED)
+
+# (network, first batch) -> (semantics, codes) of the first batch, made with that network
+Inputs = Callable[[Any], tuple[torch.Tensor, "torch.Tensor | None"]]
+
+
+@dataclass
+class GeneratorChoice:
+    """What the evaluation generates with, and why."""
+
+    model: Any
+    path: str
+    reason: str
+    tolerance: float | None = None
+    max_abs_diff: float | None = None
+    checked_items: int = 0
+    first_output: torch.Tensor | None = None  # the copy's images of the checked batch (exactly what it would make)
+
+    def provenance(self) -> dict[str, Any]:
+        return {"generator_path": self.path,
+                "fast_path": {"reason": self.reason, "tolerance": self.tolerance, "max_abs_diff": self.max_abs_diff,
+                              "checked_items": self.checked_items}}
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest |a - b|; NaN where both are NaN counts as equal, NaN on one side only as infinitely far."""
+    a, b = a.double(), b.double()
+    diff = (a - b).abs()
+    both = a.isnan() & b.isnan()
+    diff = torch.where(both, torch.zeros_like(diff), diff)
+    diff = torch.nan_to_num(diff, nan=math.inf)
+    return float(diff.max()) if diff.numel() else 0.0
+
+
+def _half(dtype: torch.dtype) -> bool:
+    return dtype in (torch.float16, torch.bfloat16)
+
+
+def _copy(model: Any) -> Any:
+    from smisbench.models.inference import inference_copy
+
+    param = next(model.parameters())
+    return inference_copy(model).to(device=param.device, dtype=param.dtype)
+
+
+@torch.inference_mode()
+def _check(model: Any, inputs: Inputs) -> tuple[Any, float, torch.Tensor | None]:
+    """(the copy in the model's dtype, max |copy - model| on the first batch, the copy's images when exact to reuse)."""
+    dtype = next(model.parameters()).dtype
+    reference = copy.deepcopy(model).float() if _half(dtype) else model
+    fast = _copy(reference)
+    semantics, z = inputs(reference)
+    expected = reference.generate(semantics, z).float()
+    got = fast.generate(semantics, z).float()
+    if _half(dtype):
+        del reference
+        return fast.to(dtype), max_abs_diff(got, expected), None
+    return fast, max_abs_diff(got, expected), got
+
+
+def choose(model: Any, enabled: bool, tolerance: float, inputs: Inputs | None, count: int) -> GeneratorChoice:
+    """The generator to evaluate with (see the module docstring).
+
+    ``inputs`` makes the first batch's network input (``count`` label maps); None when no metric
+    generates anything, in which case the model as defined is kept and nothing is checked.
+    """
+    from smisbench.models.inference import has_inference_copy
+
+    if not enabled:
+        return GeneratorChoice(model, AS_DEFINED, "fast_path = false in the protocol")
+    if not has_inference_copy(model):
+        return GeneratorChoice(model, AS_DEFINED, "no inference copy for this model (it has no CG-Norm to fold)")
+    if inputs is None or count == 0:
+        return GeneratorChoice(model, AS_DEFINED, "no metric generates images")
+    try:
+        fast, diff, first = _check(model, inputs)
+        problem = None
+    except Exception as err:  # an exotic model the copy cannot handle: evaluate it as defined, say so
+        fast, diff, first, problem = None, math.inf, None, f"{type(err).__name__}: {err}"
+    problems = sharding.gather_objects(problem)
+    diff = sharding.all_max(diff)
+    problem = next((p for p in problems if p is not None), None)
+    if problem is not None:
+        return GeneratorChoice(model, AS_DEFINED, f"the inference copy could not be made or run ({problem})",
+                               tolerance, None, count)
+    if not diff <= tolerance:
+        return GeneratorChoice(model, AS_DEFINED,
+                               f"the inference copy's images differ from the model's by {diff:.3g} on the first "
+                               f"batch ({count} label maps), above fast_path_tolerance {tolerance:g}: generated "
+                               "with the model as defined", tolerance, diff, count)
+    return GeneratorChoice(fast, INFERENCE_COPY, f"checked on the first batch ({count} label maps)", tolerance, diff,
+                           count, first)
