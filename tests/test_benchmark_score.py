@@ -252,7 +252,11 @@ def test_metrics_and_presets():
                                                                              "params")
     with pytest.raises(SmisbenchError, match="unknown metric 'ssim'"):
         metric_names_of(["ssim"])
-    assert get_preset("groupdnet2020").eval_protocol() == EvalProtocol()
+    paper = get_preset("groupdnet2020").eval_protocol()  # the paper's numbers where EvalProtocol has a default
+    assert (paper.n, paper.m, paper.mask_mode, paper.lpips_net) == (100, 19, "image", "alex")
+    assert paper.preset == "groupdnet2020" and paper.fid_resize == "legacy_pytorch"  # pytorch-fid, not legacy_tf
+    assert get_preset("groupdnet2020").eval_protocol("cityscapes").image_size == (256, 512)
+    assert EvalProtocol().preset is None
     assert get_preset(None).name == "groupdnet2020"
     with pytest.raises(SmisbenchError, match="unknown preset 'cvpr'") as err:
         get_preset("cvpr")

@@ -168,14 +168,14 @@ def test_score_samples_store_compare_and_report_commands(tmp_path, monkeypatch, 
     try:
         folder = tmp_path / "samples"
         assert main(["export-samples", "--model", "toy-per-class", "--dataset", "synthetic", "--out", str(folder),
-                     "--preset", "demo", "--maps", "3", "--no-progress"]) == 0
+                     "--spec", "demo", "--maps", "3", "--no-progress"]) == 0
     finally:
         MODELS.unregister("toy-per-class")
     db = tmp_path / "demo.sqlite"
     with Store(db) as s:
         run_spec(load_spec("demo"), s, fakes.execute, progress=False, stream=io.StringIO(),
                  environment=fakes.fake_environment)
-    score = ["score-samples", str(folder), "--dataset", "synthetic", "--preset", "demo", "--metrics",
+    score = ["score-samples", str(folder), "--dataset", "synthetic", "--spec", "demo", "--metrics",
              "mcsd_mocd,lpips_diversity", "--store", str(db), "--label", "MyToy", "--no-progress"]
     capsys.readouterr()
     assert main(score) == 0 and main(score) == 0

@@ -112,7 +112,8 @@ class Cell:
             "model": model,
             "dataset": {"name": self.dataset.name, "split": self.dataset.split, "options": self.dataset.options},
             "metrics": sorted(self.metrics),
-            "protocol": self.protocol,
+            # the preset's name is recorded with the cell, but its fields, not its name, make the key
+            "protocol": {k: v for k, v in self.protocol.items() if k != "preset"},
             "seed": self.seed,
             "device": self.device,
             "dtype": self.dtype,

@@ -136,7 +136,8 @@ def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], devi
     """The one-cell spec of a score, as TOML a user could rerun with ``smisbench run``."""
     from smisbench.models.plugins import is_factory_ref
 
-    protocol = dict(preset.protocol)
+    protocol = preset.fields(request.dataset)  # the dataset's values of the preset, written out
+    protocol.pop("preset")  # the spec names the preset itself (`preset = ...`), recorded under its name
     seed = protocol.pop("seed", 0)
     top = {"seed": seed if request.seed is None else request.seed, "dtype": protocol.pop("dtype", "float32")}
     unknown = sorted(k for k in protocol if k not in PROTOCOL_FIELDS)
@@ -152,11 +153,11 @@ def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], devi
         f"seed = {toml_value(int(top['seed']))}",
         f"device = {toml_value(device)}",
         f"dtype = {toml_value(top['dtype'])}",
+        f"preset = {toml_value(preset.ref)}",
         f"metrics = {toml_value(list(metrics))}",
         "",
         "[protocol]",
         *(f"{key} = {toml_value(value)}" for key, value in protocol.items()),
-        f"extra = {toml_value({'preset': preset.name})}",
         "",
         "[[datasets]]",
         f"name = {toml_value(request.dataset)}",
@@ -294,9 +295,8 @@ def score(request: ScoreRequest, *, progress: bool = True, log: TextIO | None = 
     keys = catalog().produces(spec.metrics)
     values = {key: row["values"].get(key, math.nan) for key in keys}
     values.update({k: v for k, v in row["values"].items() if k not in values})
-    result = ScoreResult(request.model, request.dataset, request.split, row["protocol"].get("extra", {}).get(
-        "preset", request.preset or ""), list(spec.metrics), values, row["protocol"], row["provenance"],
-        list(row["notes"]), where)
+    result = ScoreResult(request.model, request.dataset, request.split, row["protocol"].get("preset") or "",
+                         list(spec.metrics), values, row["protocol"], row["provenance"], list(row["notes"]), where)
     if out is not None:
         from smisbench.io import atomic_write_text
 

@@ -229,8 +229,8 @@ class _Reader:
                              f"known keys here: {', '.join(sorted(self.read))}")
 
 
-TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "metrics", "protocol", "models",
-            "datasets", "cells", "claims")
+TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "preset", "metrics", "protocol",
+            "models", "datasets", "cells", "claims")
 MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
@@ -239,18 +239,33 @@ CONDITION_KEYS = ("value", "max_ratio")
 TRAIN_KEYS = ("steps", "batch_size", "options")
 
 
-def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False) -> dict[str, Any]:
+def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False,
+              under: dict[str, Any] | None = None) -> dict[str, Any]:
     """A validated protocol table; ``extra`` holds evaluator-specific fields passed through.
 
     ``defaults`` (the top level): every field not written gets its default, so the cells, their
     keys and the stored results name each setting (a changed default then reruns a cell).
+    ``under``: a preset's fields, taken where the table does not write the field itself. Only the
+    top level names a preset (its ``preset`` key was resolved by :func:`_preset`).
     """
     raw = reader.get(name, (dict,), "a table", default={})
     sub = _Reader(raw, reader.key(name), reader.source)
+    if "preset" in raw and not defaults:
+        raise sub.error("preset", "can only be set for the whole spec",
+                        "write `preset = ...` at the top level or under the top [protocol]")
+    under = under or {}
     out: dict[str, Any] = {}
     for field_name, spec_field in PROTOCOL_FIELDS.items():
+        if field_name == "preset":  # the reference was resolved; the record holds the preset's name
+            sub.read.add(field_name)
+            if "preset" in under or defaults:
+                out[field_name] = under.get("preset")
+            continue
         if field_name not in raw:
-            if defaults:
+            if field_name in under:
+                value = under[field_name]
+                out[field_name] = list(value) if spec_field.sequence is not None and value is not None else value
+            elif defaults:
                 out[field_name] = spec_field.default
             continue
         sub.read.add(field_name)
@@ -379,11 +394,30 @@ def _model(reader: _Reader) -> ModelSpec:
     return spec
 
 
-def _dataset(reader: _Reader) -> DatasetSpec:
+def _preset(top: _Reader) -> Any:
+    """The preset a spec names (``preset`` at the top or under [protocol]; a relative .toml beside the spec), or None."""
+    from smisbench.metrics.presets import get_preset
+
+    inner = top.data["protocol"].get("preset") if isinstance(top.data.get("protocol"), dict) else None
+    outer = top.text("preset")
+    if outer is not None and inner is not None:
+        raise top.error("preset", "is set both here and under [protocol]", "keep one of the two")
+    key, ref = ("preset", outer) if outer is not None else ("protocol.preset", inner)
+    if ref is None:
+        return None
+    try:
+        if not isinstance(ref, str):
+            raise SmisbenchError(f"must be a preset name or .toml file, not {ref!r}", 'e.g. preset = "groupdnet2020"')
+        return get_preset(ref, relative_to=Path(top.source).parent if Path(top.source).is_file() else None)
+    except SmisbenchError as err:
+        raise SpecError(top.source, key, err.problem, err.fix) from None
+
+
+def _dataset(reader: _Reader, under: dict[str, Any] | None = None) -> DatasetSpec:
     named = _named(reader, DATASET_KEYS)
     spec = DatasetSpec(**named, root=reader.text("root", default=named["name"]),
                        split=reader.text("split", default="test"), options=reader.table("options"),
-                       protocol=_protocol(reader))
+                       protocol=_protocol(reader, under=under))
     reader.finish()
     return spec
 
@@ -450,15 +484,20 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     name = top.text("name", required=True)
     description = top.text("description", default="")
     table = top.text("table", default=name)
-    seed = top.integer("seed", minimum=protocol_field("seed").minimum, default=protocol_field("seed").default)
+    preset = _preset(top)
+    preset_fields = preset.fields() if preset else {}
+    seed = top.integer("seed", minimum=protocol_field("seed").minimum,
+                       default=preset_fields.get("seed", protocol_field("seed").default))
     device = top.text("device", default=protocol_field("device").default)
-    dtype = top.text("dtype", default=protocol_field("dtype").default, choices=protocol_field("dtype").choices)
+    dtype = top.text("dtype", default=preset_fields.get("dtype", protocol_field("dtype").default),
+                     choices=protocol_field("dtype").choices)
     top.read.add("seeds")
     try:
         seeds = seed_list(top.data["seeds"], seed) if "seeds" in top.data else ()
     except ValueError as err:
         raise top.error("seeds", str(err), "write `seeds = 3` (a count) or `seeds = [0, 4, 9]`") from None
-    protocol = _protocol(top, defaults=True)
+    protocol = _protocol(top, defaults=True, under=preset_fields)
+    written = set(top.data.get("protocol", {})) if isinstance(top.data.get("protocol"), dict) else set()
 
     model_readers = top.tables("models", required=True)
     if not model_readers:
@@ -469,7 +508,9 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     dataset_readers = top.tables("datasets", required=True)
     if not dataset_readers:
         raise top.error("datasets", "must list at least one dataset")
-    datasets = tuple(_dataset(r) for r in dataset_readers)
+    # a preset's per-dataset fields sit under the top-level fields the spec writes itself
+    datasets = tuple(_dataset(r, {k: v for k, v in preset.datasets.get(r.data.get("name"), {}).items()
+                                  if k not in written} if preset else None) for r in dataset_readers)
     _unique_ids(dataset_readers, [d.id for d in datasets], "dataset")
 
     model_ids, dataset_ids = {m.id for m in models}, {d.id for d in datasets}

@@ -1,4 +1,5 @@
-"""``smisbench weights install|verify|list``, ``smisbench lpips IMG_A IMG_B``, ``smisbench fid DIR_A DIR_B``.
+"""``smisbench weights install|verify|list``, ``smisbench lpips IMG_A IMG_B``, ``smisbench fid DIR_A DIR_B``,
+``smisbench protocols`` (the protocol presets, every field).
 
 The two metric commands print their number as the last line of output, like the peers' scripts.
 """
@@ -6,6 +7,8 @@ The two metric commands print their number as the last line of output, like the 
 from __future__ import annotations
 
 import argparse
+
+from smisbench.metrics.protocol import FID_RESIZES
 
 
 def _weights_dir_flag(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +49,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fid.add_argument("dir_a")
     fid.add_argument("dir_b")
     fid.add_argument("--batch-size", type=int, default=32)
+    fid.add_argument("--preset", metavar="NAME|FILE.toml",
+                     help="take fid_resize, resize_filter and image_size from this protocol preset "
+                          "(`smisbench protocols`); the flags below win over it")
+    fid.add_argument("--dataset", help="the dataset whose values of the preset apply (its image_size)")
     fid.add_argument("--size", type=_size, default=None, metavar="HxW",
-                     help="bring every image to this size first (default: the size of DIR_A's first image)")
+                     help="bring every image to this size first (default: the preset's image_size, else the size "
+                          "of DIR_A's first image)")
     fid.add_argument("--resize-filter", default=None,
-                     help="filter for images of another size (default: the evaluation protocol's, bicubic-antialias)")
+                     help="filter for images of another size (default: the preset's, else the evaluation "
+                          "protocol's, bicubic-antialias)")
+    fid.add_argument("--fid-resize", default=None, choices=FID_RESIZES,
+                     help="how images reach Inception's 299x299 input (default: the preset's, else legacy_tf)")
     fid.add_argument("--device", default="cpu")
     _weights_dir_flag(fid)
     fid.set_defaults(func=_fid)
+
+    protocols = subparsers.add_parser(
+        "protocols", help="the protocol presets (groupdnet2020, spade2019, oasis2021, clean) with every field",
+        description="Every protocol preset and the value of every protocol field under it; a row FIELD [DATASET] "
+                    "is the value for that dataset alone. Sources: docs/presets.md.")
+    protocols.add_argument("presets", nargs="*", metavar="NAME|FILE.toml",
+                           help="show only these (a preset .toml file is read and checked; default: every built-in)")
+    protocols.add_argument("--json", action="store_true", help="machine-readable output")
+    protocols.set_defaults(func=_protocols)
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -125,15 +145,45 @@ def _lpips(args: argparse.Namespace) -> int:
     return 0
 
 
+def fid_settings(args: argparse.Namespace) -> dict:
+    """fid_resize, resize_filter, image_size and the preset's name: the flags, else the preset's, else the defaults."""
+    from smisbench.metrics.protocol import EvalProtocol
+
+    protocol = EvalProtocol()
+    if args.preset:
+        from smisbench.metrics.presets import get_preset
+
+        protocol = get_preset(args.preset).eval_protocol(args.dataset)
+    size = args.size or (tuple(protocol.image_size) if protocol.image_size else None)
+    return {"preset": protocol.preset, "fid_resize": args.fid_resize or protocol.fid_resize,
+            "resize_filter": args.resize_filter or protocol.resize_filter, "image_size": size}
+
+
 def _fid(args: argparse.Namespace) -> int:
     from smisbench.metrics.fid import fid_of_image_sets, image_folders
+    from smisbench.metrics.inception_input import RESIZE_MEANING
 
-    set_a, set_b, notes = image_folders(args.dir_a, args.dir_b, args.size, args.resize_filter)
+    settings = fid_settings(args)
+    set_a, set_b, notes = image_folders(args.dir_a, args.dir_b, settings["image_size"], settings["resize_filter"])
     for note in notes:
         print(f"note: {note}")
-    value = fid_of_image_sets(set_a, set_b, args.weights_dir, args.device, args.batch_size)
+    value = fid_of_image_sets(set_a, set_b, args.weights_dir, args.device, args.batch_size,
+                              fid_resize=settings["fid_resize"])
+    size = "x".join(map(str, set_a.size))
+    print(f"protocol: preset {settings['preset'] or 'none'}, fid_resize {settings['fid_resize']} "
+          f"({RESIZE_MEANING[settings['fid_resize']]}), images at {size} (H x W), resize_filter "
+          f"{settings['resize_filter']}")
     print(f"FID (torch-fidelity, Inception TF 2015-12-05 pool3): {args.dir_a} vs {args.dir_b}")
     print(f"{value:.6f}")
+    return 0
+
+
+def _protocols(args: argparse.Namespace) -> int:
+    from smisbench.metrics.presets import get_preset
+    from smisbench.metrics.presets_docs import presets_json_text, presets_text
+
+    presets = [get_preset(ref) for ref in args.presets] if args.presets else None
+    print(presets_json_text(presets) if args.json else presets_text(presets), end="")
     return 0
 
 

@@ -6,8 +6,8 @@ generated features are extracted once, from the same first ``fid_samples`` items
 metric of that space reads them. KID, precision/recall and density/coverage therefore use the
 very pool features FID uses (``inception/<fid_resize>``).
 
-Spaces: ``inception/legacy_tf`` and ``inception/clean`` (the provisioned TF Inception, two ways to
-its 299x299 input, :mod:`smisbench.metrics.inception_input`), ``dinov2`` and ``clip``
+Spaces: ``inception/legacy_tf``, ``inception/legacy_pytorch`` and ``inception/clean`` (the provisioned TF
+Inception, three ways to its 299x299 input, :mod:`smisbench.metrics.inception_input`), ``dinov2`` and ``clip``
 (:mod:`smisbench.metrics.extra_spaces`). Real statistics are cached per space under
 :class:`~smisbench.metrics.fid.RealStatsKey` (extractor, layer, input resize and weights sha256 are
 part of it); when a metric needs the real features themselves they are stored in the same file.
@@ -27,7 +27,7 @@ from smisbench.metrics.base import EvalContext
 from smisbench.metrics.fid import EXTRACTOR_NAME, FEATURE_LAYER, FeatureBank
 
 SHARED_KEY = "feature_pass"
-SPACES = ("inception/legacy_tf", "inception/clean", "dinov2", "clip")
+SPACES = ("inception/legacy_tf", "inception/legacy_pytorch", "inception/clean", "dinov2", "clip")
 
 
 @dataclass

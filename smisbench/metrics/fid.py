@@ -401,8 +401,13 @@ def image_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, size: tupl
 
 def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.Dataset,
                       store_dir: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 32,
-                      verbose: bool = False) -> float:
-    """FID between two datasets of uint8 (3, H, W) images by torch-fidelity's own pipeline and Inception."""
+                      verbose: bool = False, fid_resize: str = "legacy_tf") -> float:
+    """FID between two datasets of uint8 (3, H, W) images with the provisioned Inception.
+
+    ``legacy_tf``: torch-fidelity's own pipeline end to end. Another ``fid_resize`` (protocol field):
+    the features of :func:`smisbench.metrics.inception_input.inception_features`, then torch-fidelity's
+    statistics and distance.
+    """
     import torch_fidelity
 
     from smisbench.weights import require
@@ -410,6 +415,13 @@ def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.D
     if batch_size < 1:
         raise SmisbenchError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 32 (or any N >= 1)")
     weights_path, _ = require("fid-inception", store_dir)
+    if fid_resize != "legacy_tf":
+        from smisbench.metrics.inception_input import features_of_image_set
+
+        extractor = load_inception(store_dir, device)
+        stats = [statistics(features_of_image_set(extractor, images, fid_resize, batch_size))
+                 for images in (set_a, set_b)]
+        return frechet_distance(stats[0], stats[1])
     metrics = torch_fidelity.calculate_metrics(
         input1=set_a, input2=set_b, fid=True, cuda=str(device).startswith("cuda"),
         feature_extractor_weights_path=str(weights_path), batch_size=batch_size, cache=False,
@@ -420,7 +432,8 @@ def fid_of_image_sets(set_a: torch.utils.data.Dataset, set_b: torch.utils.data.D
 
 def fid_of_folders(dir_a: str | os.PathLike, dir_b: str | os.PathLike, store_dir: str | os.PathLike | None = None,
                    device: str = "cpu", batch_size: int = 32, verbose: bool = False,
-                   size: tuple[int, int] | None = None, resize_filter: str | None = None) -> float:
+                   size: tuple[int, int] | None = None, resize_filter: str | None = None,
+                   fid_resize: str = "legacy_tf") -> float:
     """FID between two image folders (see :func:`image_folders` for the size rule)."""
     set_a, set_b, _ = image_folders(dir_a, dir_b, size, resize_filter)
-    return fid_of_image_sets(set_a, set_b, store_dir, device, batch_size, verbose)
+    return fid_of_image_sets(set_a, set_b, store_dir, device, batch_size, verbose, fid_resize)

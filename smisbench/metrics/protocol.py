@@ -48,8 +48,12 @@ RESIZE_FILTERS = ("bicubic-antialias", "bilinear-antialias", "bicubic", "bilinea
 DTYPES = ("float32", "float16", "bfloat16")  # generator dtypes (smisbench.runtime)
 FID_DTYPES = ("float32", "float64")  # what torch-fidelity's Inception accepts internally
 # How Inception's 299x299 input is made: torch-fidelity's TF1-compatible bilinear inside the network
-# (the TF FID graph's own resize), or clean-fid's PIL bicubic on float values (nothing quantised after it).
-FID_RESIZES = ("legacy_tf", "clean")
+# (the TF FID graph's own resize), pytorch-fid's torch bilinear (clean-fid's "legacy_pytorch" resizer), or
+# clean-fid's PIL bicubic on float values (nothing quantised after it). smisbench.metrics.inception_input.
+FID_RESIZES = ("legacy_tf", "legacy_pytorch", "clean")
+# Don't-care pixels (ground truth = the convention's ignore id) in pixel accuracy: left out, or kept in the
+# denominator where no prediction can be right (smisbench.segmenters.confusion.ConfusionMatrix.pixel_accuracy).
+DONT_CARE_RULES = ("ignored", "counted")
 # sha256 of OpenAI's released CLIP ViT-B/32 file (ViT-B-32.pt, a TorchScript archive); OpenAI's own
 # loader checks the file against this digest, which is also the folder name of its download address.
 CLIP_VIT_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
@@ -164,8 +168,10 @@ class EvalProtocol:
     fid_dtype: str = _rule("float32", "Inception's internal dtype (torch-fidelity)", choices=FID_DTYPES, affects=FID)
     fid_resize: str = _rule("legacy_tf", "how images reach Inception's 299x299 input for FID, KID, "
                             "precision/recall and density/coverage: `legacy_tf` torch-fidelity's TF1-compatible "
-                            "bilinear inside the network (the TF FID graph); `clean` clean-fid's PIL bicubic on "
-                            "float values, nothing quantised after it (metric `fid_clean` always uses `clean`)",
+                            "bilinear inside the network (the TF FID graph); `legacy_pytorch` pytorch-fid's "
+                            "`F.interpolate` bilinear (align_corners False, no antialiasing) and its 2x - 1 scaling, "
+                            "by clean-fid's `legacy_pytorch` resizer; `clean` clean-fid's PIL bicubic on float "
+                            "values, nothing quantised after it (metric `fid_clean` always uses `clean`)",
                             choices=FID_RESIZES, affects=FID)
     kid_subsets: int = _rule(100, "KID: random subsets whose MMDs give the mean and standard deviation "
                              "(torch-fidelity's default)", minimum=1, affects=("kid", "kid_std"))
@@ -200,6 +206,10 @@ class EvalProtocol:
                                                           affects=SEGMENTATION)
     scoring_protocol: str | None = _rule(None, "segmentation scoring protocol (absent: the segmenter's own)",
                                          affects=SEGMENTATION)
+    dont_care: str | None = _rule(None, "pixel accuracy: `ignored` leaves don't-care pixels out (GroupDNet, the "
+                                  "datasets' own evaluation); `counted` keeps them in the denominator, where no "
+                                  "prediction is right (SPADE 2019) (absent: the scoring protocol's, `ignored`)",
+                                  choices=DONT_CARE_RULES, affects=("accuracy",))
     segmentation_samples: int | None = _rule(None, "generated images scored for mIoU/accuracy (absent: the whole "
                                              "split)", minimum=0, affects=SEGMENTATION)
     segmenter_train_steps: int = _rule(300, "training steps of the suite-trained synthetic segmenter", minimum=0,
@@ -211,6 +221,9 @@ class EvalProtocol:
                                        "model's allowed on that first batch (images in [-1, 1]; 16-bit generators "
                                        "are checked in float32); above it the evaluation falls back to the model as "
                                        "defined, with a note", minimum=0, affects=GENERATED)
+
+    preset: str | None = _rule(None, "the preset (`smisbench protocols`) the other fields were taken from; "
+                               "recorded only: the fields themselves drive every key", affects=())
 
     def __post_init__(self) -> None:
         if isinstance(self.mask_mode, MaskMode):

@@ -17,7 +17,13 @@ STORE_HELP = "also record the result as a run in this results store (compare, re
 
 
 def _protocol_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="start from the protocol of a shipped spec: table1, table2, ablations, demo")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--preset", metavar="NAME|FILE.toml",
+                       help="start from a protocol preset (`smisbench protocols`: groupdnet2020, spade2019, oasis2021, "
+                            "clean) or a preset .toml file, with its values for --dataset")
+    start.add_argument("--spec", metavar="NAME|FILE.toml",
+                       help="start from the protocol (and table) of a spec: a shipped one (table1, table2, ablations, "
+                            "demo) or a spec file")
     parser.add_argument("--protocol", action="append", default=[], metavar="FIELD=VALUE",
                         help="set one protocol field (docs/protocol.md), e.g. m=19, mask_mode=image, seed=1")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default: cpu)")
@@ -56,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "segmenter)")
     score.add_argument("--json", action="store_true", help="print one JSON object: values, protocol, provenance")
     score.add_argument("--store", help=STORE_HELP)
-    score.add_argument("--table", help="the store table of the run (default: the preset's table, else 'samples')")
+    score.add_argument("--table", help="the store table of the run (default: --spec's table, else 'samples')")
     score.add_argument("--label", help="row label in reports (default: the manifest's model name)")
     score.add_argument("--weights-dir", help="LPIPS/FID weights store (default: $SMISBENCH_WEIGHTS_DIR or the cache)")
     _protocol_flags(score)
@@ -72,9 +78,10 @@ def _value(text: str) -> Any:
         return text
 
 
-def protocol_from(preset: str | None, fields: list[str]) -> tuple[Any, str | None]:
-    """The evaluation protocol of ``--preset`` (a shipped spec's) with ``--protocol`` fields applied,
-    and the preset's table (None without a preset)."""
+def protocol_from(preset: str | None, fields: list[str], dataset: str | None = None,
+                  spec: str | None = None) -> tuple[Any, str | None]:
+    """The evaluation protocol of ``--preset`` (its values for ``dataset``) or of ``--spec`` (its top-level
+    protocol and that dataset's table), with ``--protocol`` fields applied; and the spec's table (else None)."""
     import dataclasses
 
     from smisbench.metrics.protocol import EvalProtocol
@@ -83,14 +90,17 @@ def protocol_from(preset: str | None, fields: list[str]) -> tuple[Any, str | Non
     settings: dict[str, Any] = {}
     table = None
     if preset:
-        from smisbench.benchmark.spec import load_spec, shipped_specs
+        from smisbench.metrics.presets import get_preset
 
-        if preset not in shipped_specs():
-            raise SmisbenchError(f"unknown preset {preset!r}", f"use a shipped spec: {', '.join(shipped_specs())}")
-        spec = load_spec(preset)
-        settings = {k: v for k, v in spec.protocol.items() if k in names}
-        settings.update(seed=spec.seed, dtype=spec.dtype)
-        table = spec.table
+        settings = get_preset(preset).fields(dataset)
+    elif spec:
+        from smisbench.benchmark.spec import load_spec
+
+        loaded = load_spec(spec)
+        layers = [loaded.protocol, *[d.protocol for d in loaded.datasets if d.name == dataset][:1]]
+        settings = {k: v for layer in layers for k, v in layer.items() if k in names}
+        settings.update(seed=loaded.seed, dtype=loaded.dtype)
+        table = loaded.table
     for text in fields:
         key, sep, raw = text.partition("=")
         key = key.strip()
@@ -147,7 +157,7 @@ def _export(args: argparse.Namespace) -> int:
     from smisbench.provenance import environment
     from smisbench.samples.export import export_samples
 
-    protocol, _ = protocol_from(args.preset, args.protocol)
+    protocol, _ = protocol_from(args.preset, args.protocol, args.dataset, args.spec)
     device = _device(args.device)
     config = get_dataset_config(args.dataset)
     dataset = _dataset(args.dataset, args.root, args.split)
@@ -196,7 +206,7 @@ def _score(args: argparse.Namespace) -> int:
     from smisbench.samples.folder import SampleFolder
     from smisbench.samples.score import default_metrics, metric_names, score_samples
 
-    protocol, preset_table = protocol_from(args.preset, args.protocol)
+    protocol, preset_table = protocol_from(args.preset, args.protocol, args.dataset, args.spec)
     device = _device(args.device)
     config = get_dataset_config(args.dataset)
     folder = SampleFolder.open(args.folder, config)

@@ -50,8 +50,11 @@ def metric_names(asked: list[str]) -> list[str]:
 
 
 def default_metrics(protocol: EvalProtocol, has_dataset: bool) -> list[str]:
-    """Every metric the inputs allow: diversity always, FID with real images, mIoU/accuracy with a segmenter."""
-    return [*DIVERSITY, *(["fid"] if has_dataset else []), *(["miou", "accuracy"] if protocol.segmenter else [])]
+    """Every metric the inputs allow: diversity always, FID with real images, mIoU/accuracy with a segmenter
+    that can run (its checkpoint files given, or the suite-trained synthetic one): a preset names the
+    paper's segmenters, whose files only the user has."""
+    segmentable = protocol.segmenter and (protocol.segmenter_checkpoints or protocol.segmenter == "synthetic-fcn")
+    return [*DIVERSITY, *(["fid"] if has_dataset else []), *(["miou", "accuracy"] if segmentable else [])]
 
 
 def check_against_dataset(folder: SampleFolder, dataset: Dataset) -> None:

@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 
+from smisbench.metrics.protocol import DONT_CARE_RULES
+
 
 def _size(text: str):
     if text in ("label", "generated"):
@@ -26,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     seg.add_argument("--images", required=True, help="folder of generated images (PNG/JPG)")
     seg.add_argument("--labels", required=True, help="folder of label maps, paired with the images by file name")
+    seg.add_argument("--preset", metavar="NAME|FILE.toml",
+                     help="take segmenter, scoring_protocol, dont_care (and segmenter_checkpoints) from this protocol "
+                          "preset for the dataset (`smisbench protocols`); the flags below win over it")
+    seg.add_argument("--dataset", help="the dataset whose values of the preset apply (default: the segmenter's or "
+                                       "the scoring protocol's dataset)")
     seg.add_argument("--segmenter", help="segmenter name (see `smisbench segmenters`); default: the protocol's")
     seg.add_argument("--mmseg-config", metavar="CONFIG",
                      help="any mmsegmentation config file (or path inside mmseg's configs/) as the segmenter; "
@@ -46,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scale.add_argument("--multi-scale", dest="multi_scale", action="store_true", default=None)
     scale.add_argument("--single-scale", dest="multi_scale", action="store_false")
     seg.add_argument("--absent-class-rule", choices=("nanmean", "sceneparsing"))
+    seg.add_argument("--dont-care", choices=DONT_CARE_RULES,
+                     help="pixel accuracy without (ignored) or with (counted, never right) the don't-care pixels "
+                          "(default: the preset's, else the scoring protocol's, ignored)")
     seg.add_argument("--common-size", type=_size, help="'label', 'generated' or HEIGHTxWIDTH")
     seg.add_argument("--segmenter-input", type=_size, help="'generated' or HEIGHTxWIDTH")
     seg.add_argument("--resize", choices=("logits", "labels"))
@@ -105,6 +115,40 @@ def _register_mmseg_config(args) -> None:
     args.segmenter = name
 
 
+def _preset_dataset(args) -> str | None:
+    """The dataset whose preset values apply: --dataset, else the segmenter's or the scoring protocol's."""
+    from smisbench.segmenters.protocol import get_protocol
+    from smisbench.segmenters.registry import get_spec
+
+    if args.dataset:
+        return args.dataset
+    if args.segmenter:
+        return get_spec(args.segmenter).dataset
+    if args.protocol:
+        return get_spec(get_protocol(args.protocol).segmenter).dataset
+    return None
+
+
+def apply_preset(args) -> str | None:
+    """Fill what the flags leave open from ``--preset`` (for the dataset); returns the preset's name."""
+    if not args.preset:
+        return None
+    from smisbench.metrics.presets import get_preset
+
+    if args.mmseg_config:  # registers the mmseg segmenter first, so its dataset is known
+        _register_mmseg_config(args)
+        args.mmseg_config = None
+    protocol = get_preset(args.preset).eval_protocol(_preset_dataset(args))
+    if not args.segmenter and not args.protocol:
+        args.segmenter, args.protocol = protocol.segmenter, protocol.scoring_protocol
+    elif not args.protocol and args.segmenter == protocol.segmenter:
+        args.protocol = protocol.scoring_protocol
+    args.dont_care = args.dont_care or protocol.dont_care
+    if not args.checkpoint and protocol.segmenter_checkpoints and args.segmenter in (None, protocol.segmenter):
+        args.checkpoint = list(protocol.segmenter_checkpoints)
+    return protocol.preset
+
+
 def _resolve_protocol(args):
     from smisbench.errors import SmisbenchError
     from smisbench.segmenters.protocol import default_protocol_for, get_protocol
@@ -122,22 +166,26 @@ def _resolve_protocol(args):
         return None
     else:
         raise SmisbenchError("no segmenter or protocol given",
-                             "pass --segmenter NAME or --protocol NAME (see `smisbench segmenters`)")
+                             "pass --segmenter NAME or --protocol NAME (see `smisbench segmenters`), or --preset "
+                             "NAME with --dataset NAME")
     return protocol.with_overrides(
         absent_class_rule=args.absent_class_rule, common_size=args.common_size,
         segmenter_input=args.segmenter_input, resize=args.resize, multi_scale=args.multi_scale,
-        label_convention=args.label_convention,
+        label_convention=args.label_convention, dont_care=args.dont_care,
     )
 
 
 def _segment(args) -> int:
     from smisbench.segmenters.score_folder import score_folders, score_prediction_folders
 
+    preset = apply_preset(args)
     protocol = _resolve_protocol(args)
     if args.predictions:
         convention = args.label_convention or protocol.label_convention
         rule = args.absent_class_rule or (protocol.absent_class_rule if protocol else "nanmean")
-        result = score_prediction_folders(args.images, args.labels, convention, rule, progress=not args.no_progress)
+        dont_care = args.dont_care or (protocol.dont_care if protocol else "ignored")
+        result = score_prediction_folders(args.images, args.labels, convention, rule, progress=not args.no_progress,
+                                          dont_care=dont_care)
     else:
         from smisbench.segmenters.registry import get_spec, load_segmenter
 
@@ -145,13 +193,16 @@ def _segment(args) -> int:
         segmenter = load_segmenter(
             protocol.segmenter, args.checkpoint, device=args.device, multi_scale=protocol.multi_scale,
             expected_sha256=_sha256_pins(args.sha256, spec.name, spec.roles), allowed_globals=args.allow_global,
+            **dict(protocol.segmenter_options),
         )
         result = score_folders(args.images, args.labels, segmenter, protocol, progress=not args.no_progress,
                                limit=args.limit)
+    result.protocol["preset"] = preset
     summary = result.summary
     print(f"images: {result.images}  pixels scored: {summary['scored_pixels']}")
     print(f"mIoU: {_pct(summary['mIoU'])}  pixel accuracy: {_pct(summary['pixel_accuracy'])}  "
-          f"(absent classes: {summary['absent_class_rule']})")
+          f"(absent classes: {summary['absent_class_rule']}; don't-care pixels {summary['dont_care']}: "
+          f"{summary['dont_care_pixels']}{f'; preset {preset}' if preset else ''})")
     for record in result.segmenter.get("checkpoints", []):
         print(f"checkpoint {record['role']}: sha256 {record['sha256']} ({record['status']})")
     if args.out:

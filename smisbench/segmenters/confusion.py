@@ -4,6 +4,11 @@ Averaging per-image IoUs gives a different (and size-biased) number; every score
 comes from a single ``(C, C)`` int64 matrix summed over the whole dataset. Rows are
 ground-truth classes, columns predicted classes. Matrices from several processes or
 shards add up exactly (``merge`` / ``+`` / ``all_reduce``).
+
+Don't-care pixels (ground truth = ``ignore_index``) are not in the matrix, but their count is
+kept (``ignored``), so pixel accuracy can be given both ways (``dont_care``): ``"ignored"``
+(correct / scored pixels: GroupDNet, the datasets' own evaluation) or ``"counted"`` (correct /
+all pixels, a don't-care pixel never being right: SPADE's 2019 numbers, CC-FPSE issue #4).
 """
 
 from __future__ import annotations
@@ -16,18 +21,22 @@ import numpy as np
 import torch
 
 from smisbench.errors import SmisbenchError
+from smisbench.metrics.protocol import DONT_CARE_RULES
 
 AbsentClassRule = Literal["nanmean", "sceneparsing"]
 ABSENT_CLASS_RULES: tuple[str, ...] = ("nanmean", "sceneparsing")
+DontCare = Literal["ignored", "counted"]
 
 
 @dataclass
 class ConfusionMatrix:
-    """Counts of (ground truth, prediction) pairs; pixels whose ground truth is ``ignore_index`` are skipped."""
+    """Counts of (ground truth, prediction) pairs; pixels whose ground truth is ``ignore_index`` are skipped
+    (and counted in ``ignored``)."""
 
     num_classes: int
     ignore_index: int | None = 255
     matrix: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    ignored: int = 0
 
     def __post_init__(self) -> None:
         if self.matrix is None:
@@ -50,6 +59,7 @@ class ConfusionMatrix:
                 "resize predictions or labels to a common size first (the scoring protocol says which)",
             )
         keep = gt != self.ignore_index if self.ignore_index is not None else torch.ones_like(gt, dtype=torch.bool)
+        self.ignored += int(keep.numel() - keep.sum())
         pred, gt = pred[keep], gt[keep]
         n = self.num_classes
         _check_ids(gt, n, "label map",
@@ -67,16 +77,21 @@ class ConfusionMatrix:
                 "merge only matrices computed with the same scoring protocol",
             )
         self.matrix += other.matrix
+        self.ignored += other.ignored
         return self
 
     def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
-        return ConfusionMatrix(self.num_classes, self.ignore_index, self.matrix.clone()).merge(other)
+        return ConfusionMatrix(self.num_classes, self.ignore_index, self.matrix.clone(), self.ignored).merge(other)
 
     def all_reduce(self) -> "ConfusionMatrix":
         """Sum the matrix over all processes of an initialised ``torch.distributed`` group (no-op otherwise)."""
         from smisbench.metrics.sharding import all_reduce_sum_
 
-        self.matrix = all_reduce_sum_(self.matrix.clone())
+        # the don't-care count travels as one more entry of the same tensor: one reduction
+        both = torch.cat([self.matrix.reshape(-1), torch.tensor([self.ignored], dtype=self.matrix.dtype)])
+        both = all_reduce_sum_(both)
+        self.matrix = both[:-1].reshape(self.num_classes, self.num_classes).clone()
+        self.ignored = int(both[-1])
         return self
 
     # ------------------------------------------------------------------ scores
@@ -110,9 +125,12 @@ class ConfusionMatrix:
             return float(np.nan_to_num(iou, nan=0.0).mean())
         raise SmisbenchError(f"unknown absent-class rule {rule!r}", f"use one of: {', '.join(ABSENT_CLASS_RULES)}")
 
-    def pixel_accuracy(self) -> float:
-        """Correct pixels over all scored (non-ignored) pixels."""
-        total = self.total
+    def pixel_accuracy(self, dont_care: DontCare = "ignored") -> float:
+        """Correct pixels over the scored pixels (``ignored``) or over all pixels, don't-care ones included
+        and never right (``counted``)."""
+        if dont_care not in DONT_CARE_RULES:
+            raise SmisbenchError(f"unknown don't-care rule {dont_care!r}", f"use one of: {', '.join(DONT_CARE_RULES)}")
+        total = self.total + (self.ignored if dont_care == "counted" else 0)
         return float(torch.diagonal(self.matrix).sum()) / total if total else math.nan
 
     def mean_class_accuracy(self) -> float:
@@ -142,23 +160,28 @@ class ConfusionMatrix:
             }
         )
 
-    def summary(self, rule: AbsentClassRule = "nanmean") -> dict[str, float | int | str]:
+    def summary(self, rule: AbsentClassRule = "nanmean", dont_care: DontCare = "ignored") -> dict[str, float | int | str]:
         return {
             "mIoU": self.mean_iou(rule),
-            "pixel_accuracy": self.pixel_accuracy(),
+            "pixel_accuracy": self.pixel_accuracy(dont_care),
             "mean_class_accuracy": self.mean_class_accuracy(),
             "absent_class_rule": rule,
+            "dont_care": dont_care,
             "scored_pixels": self.total,
+            "dont_care_pixels": self.ignored,
             "num_classes": self.num_classes,
         }
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
-        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index, "matrix": self.matrix.tolist()}
+        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index, "matrix": self.matrix.tolist(),
+                "ignored_pixels": self.ignored}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConfusionMatrix":
-        return cls(int(data["num_classes"]), data["ignore_index"], torch.tensor(data["matrix"], dtype=torch.int64))
+        """A stored matrix (one written before the don't-care count was kept reads as 0 of them)."""
+        return cls(int(data["num_classes"]), data["ignore_index"], torch.tensor(data["matrix"], dtype=torch.int64),
+                   int(data.get("ignored_pixels", 0)))
 
 
 def _check_ids(ids: torch.Tensor, n: int, what: str, fix: str, note: str = "") -> None:

@@ -55,9 +55,11 @@ def _segmenter(ctx: EvalContext):
     if not checkpoints:
         raise SmisbenchError(f"segmenter {p.segmenter!r} needs its checkpoint file(s)",
                              "set protocol segmenter_checkpoints (files are verified by sha256)")
-    segmenter = load_segmenter(p.segmenter, checkpoints, device=str(ctx.device), expected_sha256=pins)
     spec = get_spec(p.segmenter)
     scoring = get_protocol(p.scoring_protocol) if p.scoring_protocol else default_protocol_for(p.segmenter)
+    scoring = scoring.with_overrides(dont_care=p.dont_care)  # None: the scoring protocol's own
+    segmenter = load_segmenter(p.segmenter, checkpoints, device=str(ctx.device), expected_sha256=pins,
+                               multi_scale=scoring.multi_scale, **dict(scoring.segmenter_options))
     convention = get_label_convention(spec.label_convention)
     return {
         "segmenter": segmenter, "protocol": scoring, "convention": convention, "seen": set(),
@@ -100,14 +102,15 @@ class SegmentationMetric(Metric):
         if not state.get("reduced"):  # once for both names (miou, accuracy)
             state["confusion"].all_reduce()
             state["reduced"] = True
-        summary = state["confusion"].summary(state["protocol"].absent_class_rule)
+        summary = state["confusion"].summary(state["protocol"].absent_class_rule, state["protocol"].dont_care)
         ctx.provenance["segmenter"] = state["segmenter"].describe()
         ctx.provenance["scoring_protocol"] = state["protocol"].to_dict()
         classes = list(state["segmenter"].classes)
         ctx.details["segmentation_per_class"] = state["confusion"].per_class_table(classes).to_dict("records")
         # the one matrix itself, so reports print per-class IoU from it (smisbench.reports.tables.per_class_iou_markdown)
         ctx.details["segmentation_confusion"] = {**state["confusion"].to_dict(), "classes": classes,
-                                                 "absent_class_rule": state["protocol"].absent_class_rule}
+                                                 "absent_class_rule": state["protocol"].absent_class_rule,
+                                                 "dont_care": state["protocol"].dont_care}
         miou, accuracy = summary["mIoU"], summary["pixel_accuracy"]
         return {"miou": float("nan") if miou is None else float(miou),
                 "accuracy": float("nan") if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else float(accuracy)}

@@ -2,16 +2,18 @@
 
 Published SMIS numbers differ in: the size the segmenter sees (generated size or upsampled to
 the dataset's full size), whether logits (bilinear) or predicted labels (nearest) are resized
-to the common size where they meet the ground truth, which pixels are ignored, and how classes
-absent from both prediction and ground truth enter the mean. Each is a field here.
+to the common size where they meet the ground truth, which pixels are ignored, whether those
+don't-care pixels still count in pixel accuracy, and how classes absent from both prediction
+and ground truth enter the mean. Each is a field here.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Mapping
 
 from smisbench.errors import SmisbenchError
+from smisbench.metrics.protocol import DONT_CARE_RULES
 from smisbench.registry import SCORING_PROTOCOLS
 from smisbench.segmenters.confusion import ABSENT_CLASS_RULES
 
@@ -28,7 +30,10 @@ class ScoringProtocol:
     ``resize``: ``"logits"`` resizes class scores bilinearly to the common size before argmax;
     ``"labels"`` takes the argmax at the segmenter's size and resizes labels by nearest neighbour.
     Ground-truth maps are always resized by nearest neighbour. ``ignore_index`` is the evaluation id
-    of don't-care pixels (what the label convention maps them to); they are left out of the matrix.
+    of don't-care pixels (what the label convention maps them to); they are left out of the matrix
+    and, with ``dont_care = "ignored"``, out of pixel accuracy; ``"counted"`` keeps them in its
+    denominator (SPADE's 2019 numbers). ``segmenter_options`` go to the segmenter's loader (CSAIL
+    UperNet's ``short_sides``).
     """
 
     name: str
@@ -40,9 +45,14 @@ class ScoringProtocol:
     common_size: Literal["label", "generated"] | Size = "label"
     resize: Literal["logits", "labels"] = "logits"
     multi_scale: bool | None = None
+    dont_care: Literal["ignored", "counted"] = "ignored"
+    segmenter_options: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
 
     def __post_init__(self) -> None:
+        if self.dont_care not in DONT_CARE_RULES:
+            raise SmisbenchError(f"protocol {self.name}: dont_care {self.dont_care!r} is not allowed",
+                                 f"use one of: {', '.join(DONT_CARE_RULES)}")
         if self.absent_class_rule not in ABSENT_CLASS_RULES:
             raise SmisbenchError(f"protocol {self.name}: unknown absent-class rule {self.absent_class_rule!r}",
                                  f"use one of: {', '.join(ABSENT_CLASS_RULES)}")
@@ -66,6 +76,7 @@ class ScoringProtocol:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["segmenter_options"] = dict(self.segmenter_options)
         for key in ("segmenter_input", "common_size"):
             if not isinstance(data[key], str):
                 data[key] = list(data[key])
@@ -122,6 +133,13 @@ register_protocol(ScoringProtocol(
     absent_class_rule="nanmean", segmenter_input=(1024, 2048), common_size="label", resize="logits",
     multi_scale=False,
     notes="generated image upsampled (bicubic) to 2048x1024 as DRN was trained, scored at the label size",
+))
+register_protocol(ScoringProtocol(
+    "ade20k-upernet101-256", "csail_upernet101_ade20k", "ade20k_sceneparsing",
+    absent_class_rule="sceneparsing", common_size="generated", resize="logits", multi_scale=False,
+    segmenter_options={"short_sides": (256,)},
+    notes="OASIS's setting (boschresearch/OASIS issue #17): CSAIL's evaluation with imgSizes (256), one scale, "
+          "on the 256x256 generated images and labels at that size",
 ))
 register_protocol(ScoringProtocol(
     "deepfashion-graphonomy", "graphonomy_cihp_deepfashion8", "deepfashion8",

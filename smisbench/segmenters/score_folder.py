@@ -100,7 +100,7 @@ class SegmentationScore:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return self.confusion.summary(self.protocol["absent_class_rule"])
+        return self.confusion.summary(self.protocol["absent_class_rule"], self.protocol.get("dont_care", "ignored"))
 
     def per_class_table(self):
         return self.confusion.per_class_table(self.classes)
@@ -172,7 +172,7 @@ def score_folders(images_dir: str | Path, labels_dir: str | Path, segmenter: Any
 
 def score_prediction_folders(predictions_dir: str | Path, labels_dir: str | Path, label_convention: str,
                              absent_class_rule: str = "nanmean", classes: tuple[str, ...] | None = None,
-                             progress: bool = True) -> SegmentationScore:
+                             progress: bool = True, dont_care: str = "ignored") -> SegmentationScore:
     """Score label maps that are already predictions (stored in the same convention as the ground truth)."""
     convention = get_label_convention(label_convention)
     pairs, extra = pair_files(predictions_dir, labels_dir)
@@ -195,7 +195,8 @@ def score_prediction_folders(predictions_dir: str | Path, labels_dir: str | Path
             )
         confusion.update(pred, gt)
     protocol = {"name": "precomputed-predictions", "label_convention": label_convention,
-                "absent_class_rule": absent_class_rule, "common_size": "label", "resize": "labels"}
+                "absent_class_rule": absent_class_rule, "dont_care": dont_care, "common_size": "label",
+                "resize": "labels"}
     names = classes or tuple(str(i) for i in range(convention.num_classes))
     return SegmentationScore(confusion, names, protocol, len(pairs), {"segmenter": None}, len(extra))
 
