@@ -27,6 +27,7 @@ from PIL import Image
 from smisbench.errors import SmisbenchError
 from smisbench.io import atomic_open
 
+UINT8_HALF_RANGE = 127.5  # [0, 255] <-> [-1, 1]: x = u / UINT8_HALF_RANGE - 1 (the one place this number is written)
 UINT8_RULE = "floor(127.5 * clamp(x, -1, 1) + 128): round half up of (x + 1) * 127.5, as torchvision's save_image"
 
 
@@ -67,7 +68,7 @@ def to_uint8_array(images: torch.Tensor) -> np.ndarray:
 def from_uint8(pixels: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Pixel values 0..255 (uint8, or a float holding them) -> float32 in [-1, 1], same layout."""
     tensor = torch.from_numpy(np.asarray(pixels)) if isinstance(pixels, np.ndarray) else pixels
-    return tensor.float().div(127.5).sub(1.0)
+    return tensor.float().div(UINT8_HALF_RANGE).sub(1.0)
 
 
 def voc_palette(count: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from smisbench.imaging import UINT8_HALF_RANGE
 from smisbench.errors import UnknownNameError
 from smisbench.metrics.protocol import FID_RESIZES
 
@@ -39,7 +40,7 @@ RESIZE_MEANING = {
 # clean-fid's resizer per mode, and the scaling of [0, 255] values to the network's input: (x - offset) / scale.
 # torch-fidelity and the TF graph use (x - 128) / 128; pytorch-fid 2 * (x / 255) - 1 = (x - 127.5) / 127.5.
 _CLEANFID_MODE = {"clean": "clean", "legacy_pytorch": "legacy_pytorch"}
-_SCALING = {"clean": (128.0, 128.0), "legacy_pytorch": (127.5, 127.5)}
+_SCALING = {"clean": (128.0, 128.0), "legacy_pytorch": (UINT8_HALF_RANGE, UINT8_HALF_RANGE)}
 
 
 def clean_resize(images_uint8: torch.Tensor, mode: str = "clean") -> torch.Tensor:
