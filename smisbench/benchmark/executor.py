@@ -113,7 +113,7 @@ def _train(cell: Cell, ctx: ExecutionContext) -> tuple[Any, dict[str, Any]] | No
             raise SmisbenchError(f"model {cell.model.id!r}: unknown training option {unknown[0]!r}",
                                  f"train.options may set: {', '.join(sorted(fields))}")
         # one process trains a folder, others sharing the store wait and then reuse (or resume) it
-        with exclusive_lock(out.parent / f"{out.name}.lock"):
+        with exclusive_lock(out / "train.lock"):
             if not bundle.is_file():
                 config = TrainConfig(**{
                     **train.options,
