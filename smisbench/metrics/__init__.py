@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from smisbench.lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate": "evaluate", "EvaluationResult": "evaluate",
@@ -22,14 +23,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 class _Package(types.ModuleType):

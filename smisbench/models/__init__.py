@@ -8,8 +8,9 @@ stays light (the command line imports it for every command).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from smisbench.lazy import lazy_exports
 
 _EXPORTS = {
     "wrap": "contract", "as_model": "contract", "ContractError": "contract", "WrappedModel": "contract",
@@ -22,11 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
