@@ -182,8 +182,13 @@ def pair_scores(lpips: LPIPSMetric, images: torch.Tensor, pairs: torch.Tensor, m
         return float(torch.cat(l_in).mean()), float(torch.cat(l_out).mean()) if has_outside else math.nan
     values = []
     for region in (inside, outside) if has_outside else (inside,):
-        feats = lpips_features(lpips, images * region, batch_size)
+        masked = images * region
+        feats = lpips_features(lpips, masked, batch_size)
         d = lpips.distance_from_features([f[i] for f in feats], [f[j] for f in feats])
+        # LPIPS(x, x) = 0: a pair whose masked images are the same pixels is 0, not the rounding that
+        # the same image at two batch positions picks up in a multithreaded convolution
+        same = (masked[i] == masked[j]).flatten(1).all(1).to(d.device)
+        d = torch.where(same.view(-1, *[1] * (d.dim() - 1)), torch.zeros_like(d), d)
         values.append(float(d.mean()))
     return values[0], values[1] if has_outside else math.nan
 
