@@ -331,3 +331,37 @@ def test_plugin_models_sample_by_name(capsys, tmp_path):
     assert main(["sample", "--model", "example-per-class", "--dataset", "synthetic", "--label", str(label), "-n", "2",
                  "--out", str(tmp_path / "grid.png"), "--device", "cpu"]) == 0
     assert (tmp_path / "grid.png").is_file()
+
+
+def test_seeds_give_the_mean_std_and_interval_of_the_single_seed_scores(capsys, tiny, tmp_path):
+    """--seeds K scores K times with seeds s, s+1, ...; each value is the mean of the single-seed scores,
+    with their sample std and bootstrap interval; stored, it is one run of K cells that reruns reuse."""
+    import statistics
+
+    model = f"{EXAMPLE}:build_global"
+    singles = [_json(capsys, model, tiny, "--metrics", "mcsd,mocd,lpips", "--seed", str(s))["values"] for s in (5, 6)]
+    assert singles[0]["mcsd"] != singles[1]["mcsd"]  # other codes drawn: the seeds differ
+    both = _json(capsys, model, tiny, "--metrics", "mcsd,mocd,lpips", "--seed", "5", "--seeds", "2")
+    assert both["seeds"] == [5, 6]
+    for key in ("mcsd", "mocd", "lpips"):
+        per_seed = [v[key] for v in singles]
+        spread = both["spread"][key]
+        assert spread["values"] == pytest.approx(per_seed, rel=1e-6)
+        assert both["values"][key] == pytest.approx(statistics.mean(per_seed), rel=1e-6)
+        assert spread["std"] == pytest.approx(statistics.stdev(per_seed), rel=1e-5)
+        assert spread["low"] <= both["values"][key] <= spread["high"]
+    listed = _json(capsys, model, tiny, "--metrics", "mcsd", "--seeds", "5,6")
+    assert listed["seeds"] == [5, 6] and listed["values"]["mcsd"] == pytest.approx(both["values"]["mcsd"], rel=1e-6)
+
+    store = tmp_path / "seeds.sqlite"
+    stored = _json(capsys, model, tiny, "--metrics", "mcsd", "--seeds", "5,6", "--store", str(store))
+    assert len(stored["store"]["cell_ids"]) == 2 and stored["values"]["mcsd"] == pytest.approx(
+        both["values"]["mcsd"], rel=1e-6)
+    assert _json(capsys, model, tiny, "--metrics", "mcsd", "--seeds", "5,6", "--store", str(store))["store"]["reused"]
+    code, out, _ = _score(capsys, model, tiny, "--metrics", "mcsd", "--seeds", "5,6", "--no-progress")
+    assert code == 0 and "2 seeds (5, 6)" in out and " ± " in out and "95% interval" in out
+
+
+def test_bad_seeds_are_one_error_line(capsys, tiny):
+    code, _, err = _score(capsys, f"{EXAMPLE}:build_global", tiny, "--seeds", "0")
+    assert code == 2 and "error: --seeds 0" in err and "fix:" in err and "Traceback" not in err

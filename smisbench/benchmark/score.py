@@ -45,6 +45,7 @@ class ScoreRequest:
     seed: int | None = None  # None: the preset's seed, else 0
     label: str | None = None  # row label in reports (default: the model's name)
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    seeds: str | None = None  # "K" (seed, seed+1, ...) or "S1,S2,..": one score per seed, reported as mean ± std
 
 
 @dataclass
@@ -61,6 +62,8 @@ class ScoreResult:
     provenance: dict[str, Any]
     notes: list[str]
     store: dict[str, Any] | None = None  # {"path", "run_id", "cell_id", "reused"} when stored
+    seeds: list[int] = field(default_factory=list)  # the evaluation seeds; with two or more, values are means
+    spread: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> per-seed values, mean, std, interval
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (NaN and infinities become null, which JSON lacks)."""
@@ -75,7 +78,8 @@ class ScoreResult:
 
         return clean({"model": self.model, "dataset": self.dataset, "split": self.split, "preset": self.preset,
                       "metrics": self.metrics, "values": self.values, "protocol": self.protocol,
-                      "provenance": self.provenance, "notes": self.notes, "store": self.store})
+                      "provenance": self.provenance, "notes": self.notes, "store": self.store,
+                      "seeds": self.seeds, "spread": self.spread})
 
 
 def metric_names_of(items: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -132,8 +136,10 @@ def default_label(model: str) -> str:
     return f"{Path(target).name}:{attr}" if target.endswith(".py") else model
 
 
-def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], device: str, grid: bool) -> str:
-    """The one-cell spec of a score, as TOML a user could rerun with ``smisbench run``."""
+def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], device: str, grid: bool,
+              seeds: tuple[int, ...] = ()) -> str:
+    """The one-cell spec of a score (one cell per seed with ``seeds``), as TOML a user could rerun with
+    ``smisbench run``."""
     from smisbench.models.plugins import is_factory_ref
 
     protocol = preset.fields(request.dataset)  # the dataset's values of the preset, written out
@@ -151,6 +157,7 @@ def spec_text(request: ScoreRequest, preset: Any, metrics: tuple[str, ...], devi
         f"description = {toml_value(f'score {request.model} on {request.dataset}/{request.split}')}",
         f"table = {toml_value(TABLE)}",
         f"seed = {toml_value(int(top['seed']))}",
+        *([f"seeds = {toml_value(list(seeds))}"] if seeds else []),
         f"device = {toml_value(device)}",
         f"dtype = {toml_value(top['dtype'])}",
         f"preset = {toml_value(preset.ref)}",
@@ -203,8 +210,14 @@ def build_spec(request: ScoreRequest) -> BenchmarkSpec:
     preset = get_preset(request.preset)
     metrics = metric_names_of(request.metrics) if request.metrics else metric_names_of(preset.metrics)
     device = str(pick_device(request.device))
-    text = spec_text(request, preset, metrics, device, grid=request.store is not None or request.out is not None)
-    return parse_spec(text, "smisbench score")
+    grid = request.store is not None or request.out is not None
+    spec = parse_spec(spec_text(request, preset, metrics, device, grid), "smisbench score")
+    if request.seeds is None:
+        return spec
+    from smisbench.benchmark.spec import parse_seeds_option
+
+    seeds = parse_seeds_option(str(request.seeds), spec.seed)  # K counts up from the preset's (or --seed) seed
+    return parse_spec(spec_text(request, preset, metrics, device, grid, seeds), "smisbench score")
 
 
 def _capturing(executor: Any, caught: list[Exception]) -> Any:
@@ -229,7 +242,7 @@ def _capturing(executor: Any, caught: list[Exception]) -> Any:
 
 
 def _stored(request: ScoreRequest, spec: BenchmarkSpec, options: RunOptions, progress: bool, log: TextIO,
-            command: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+            command: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from smisbench.benchmark.executor import execute_cell
     from smisbench.benchmark.runner import run_spec
     from smisbench.benchmark.store import Store
@@ -243,23 +256,28 @@ def _stored(request: ScoreRequest, spec: BenchmarkSpec, options: RunOptions, pro
         if summary.failed:
             raise SmisbenchError(f"scoring failed: {summary.failed[0][1].splitlines()[0]}",
                                  f"see the run with `smisbench runs --store {request.store}`")
-        cell = summary.cells[0]
-        cell_id = store.finished_cell(cell.key)
-        row = store.cell(cell_id)
-    where = {"path": str(request.store), "run_id": summary.run_id, "cell_id": cell_id,
-             "reused": bool(summary.reused), "cell_key": cell.key}
-    return row, where
+        cell_ids = [store.finished_cell(cell.key) for cell in summary.cells]  # one per seed
+        rows = [store.cell(cell_id) for cell_id in cell_ids]
+    where = {"path": str(request.store), "run_id": summary.run_id, "cell_id": cell_ids[0],
+             "reused": bool(summary.reused), "cell_key": summary.cells[0].key}
+    if len(cell_ids) > 1:
+        where.update(cell_ids=cell_ids, cell_keys=[cell.key for cell in summary.cells])
+    return rows, where
 
 
-def _direct(spec: BenchmarkSpec, options: RunOptions, artifacts: Path) -> dict[str, Any]:
-    from smisbench.benchmark.executor import execute_cell, identify_cell
+def _direct(spec: BenchmarkSpec, options: RunOptions, artifacts: Path) -> list[dict[str, Any]]:
     from smisbench.benchmark.runner import ExecutionContext
     from smisbench.benchmark.validate import check_spec
-    from smisbench.provenance import environment
 
     check_spec(spec, options)  # what the runner checks first, for a score that is not stored too
     ctx = ExecutionContext(artifacts)
-    cell = expand_cells(spec, options)[0]
+    return [_direct_cell(cell, ctx, artifacts) for cell in expand_cells(spec, options)]  # one cell per seed
+
+
+def _direct_cell(cell: Cell, ctx: Any, artifacts: Path) -> dict[str, Any]:
+    from smisbench.benchmark.executor import execute_cell, identify_cell
+    from smisbench.provenance import environment
+
     cell = cell.resolved(identify_cell(cell, ctx))  # keyed like a stored cell: the weights and code it evaluates
     outcome = execute_cell(cell, ctx)
     provenance = {"environment": environment(cell.device), "cell_identity": cell.identity(), **outcome.provenance}
@@ -284,19 +302,20 @@ def score(request: ScoreRequest, *, progress: bool = True, log: TextIO | None = 
     out = Path(request.out) if request.out else None
     options = RunOptions(artifacts_dir=out)
     if request.store is not None:
-        row, where = _stored(request, spec, options, progress, log, command)
+        rows, where = _stored(request, spec, options, progress, log, command)
     else:
         where = None
         if out is not None:
-            row = _direct(spec, options, out)
+            rows = _direct(spec, options, out)
         else:
             with tempfile.TemporaryDirectory(prefix="smisbench-score-") as tmp:
-                row = _direct(spec, options, Path(tmp))
-    keys = catalog().produces(spec.metrics)
-    values = {key: row["values"].get(key, math.nan) for key in keys}
-    values.update({k: v for k, v in row["values"].items() if k not in values})
+                rows = _direct(spec, options, Path(tmp))
+    values, spread = _over_seeds(catalog().produces(spec.metrics), rows, spec.eval_seeds)
+    row = rows[0]
+    notes = list(dict.fromkeys(note for r in rows for note in r["notes"]))
     result = ScoreResult(request.model, request.dataset, request.split, row["protocol"].get("preset") or "",
-                         list(spec.metrics), values, row["protocol"], row["provenance"], list(row["notes"]), where)
+                         list(spec.metrics), values, row["protocol"], row["provenance"], notes, where,
+                         list(spec.eval_seeds), spread)
     if out is not None:
         from smisbench.io import atomic_write_text
 
@@ -304,12 +323,40 @@ def score(request: ScoreRequest, *, progress: bool = True, log: TextIO | None = 
     return result
 
 
+def _over_seeds(keys: list[str], rows: list[dict[str, Any]], seeds: tuple[int, ...]
+                ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Each value (the mean over seeds with several) and, for two seeds or more, its spread over seeds."""
+    from smisbench.benchmark.uncertainty import summarise
+
+    keys = keys + [k for r in rows for k in r["values"] if k not in keys]
+    keys = list(dict.fromkeys(keys))
+    values: dict[str, float] = {}
+    spread: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        per_seed = [r["values"].get(key, math.nan) for r in rows]
+        summary = summarise(per_seed) if len(rows) > 1 else None
+        values[key] = per_seed[0] if len(rows) == 1 else (summary.mean if summary else math.nan)
+        if summary is not None:
+            spread[key] = {"seeds": list(seeds), "values": per_seed, "mean": summary.mean, "std": summary.std,
+                           "low": summary.low, "high": summary.high, "finite": summary.n}
+    return values, spread
+
+
 def format_result(result: ScoreResult) -> str:
     """The numbers as a short table in the paper's units."""
     lines = [f"score: {result.model} on {result.dataset}/{result.split} (preset {result.preset})"]
+    if len(result.seeds) > 1:
+        from smisbench.benchmark.uncertainty import describe
+
+        lines.append(f"  {len(result.seeds)} seeds ({', '.join(map(str, result.seeds))}): {describe()}")
     for key, value in result.values.items():
         info = catalog().value(key)
         shown = "—" if value is None or not math.isfinite(value) else info.format(info.display(value))
+        spread = result.spread.get(key)
+        if spread and spread["std"] is not None and math.isfinite(value):
+            low, high = sorted((info.display(spread["low"]), info.display(spread["high"])))
+            shown += (f" ± {info.format(abs(info.display(spread['std'])))}"
+                      f"  (95% interval {info.format(low)} to {info.format(high)})")
         lines.append(f"  {info.label:<12} {shown}")
     lines += [f"  note: {note}" for note in result.notes]
     if result.store:

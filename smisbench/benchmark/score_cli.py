@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="row label in reports (default: the model's name)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
     p.add_argument("--seed", type=int, default=None, help="protocol seed (default: the preset's, else 0)")
+    p.add_argument("--seeds", metavar="K|S1,S2,..",
+                   help="score with K seeds (the seed, seed+1, ...) or with these seeds: the same model, other codes "
+                        "drawn; values are the means, printed with std and a bootstrap 95%% interval over seeds")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_score)
@@ -47,7 +50,7 @@ def _score(args: argparse.Namespace) -> int:
     request = ScoreRequest(
         model=args.model, dataset=args.dataset, root=args.root, split=args.split, checkpoint=args.checkpoint,
         metrics=tuple(args.metrics.split(",")) if args.metrics else None, preset=args.preset, store=args.store,
-        out=args.out, device=args.device, seed=args.seed, label=args.label,
+        out=args.out, device=args.device, seed=args.seed, label=args.label, seeds=args.seeds,
     )
     command = " ".join(["smisbench"] + sys.argv[1:])
     if args.json:  # stdout carries the JSON object alone; anything else printed goes to stderr
