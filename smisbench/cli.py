@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     except SmisbenchError as err:
         print(f"smisbench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`smisbench metrics | head`): nothing left to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"smisbench {args.command}: interrupted; finished work is saved, run the same command again to resume",
               file=sys.stderr)

@@ -80,18 +80,47 @@ def test_registry_lists_builtin_metrics_and_refuses_unknown_names():
         register_metric("fid", _Recorder)
 
 
-def test_the_catalog_and_the_registry_name_the_same_metrics_and_values(lpips_random):
-    """benchmark/metrics.toml is the one list of metric names and the value keys each stores; the built-in
-    implementations must answer to exactly those names and store exactly those keys."""
+def test_each_metric_stores_the_keys_its_registration_declares(lpips_random):
+    """A metric's name and value keys are written once, at registration; the catalog (specs, resuming,
+    reports) reads them from there, every built-in key has a judged [values.KEY] in metrics.toml, and the
+    built-in implementations store exactly the declared keys."""
     from smisbench.benchmark.catalog import catalog
-    from smisbench.metrics.registry import get_metric
+    from smisbench.metrics.registry import metric_entry
 
-    builtin = {n for n in metric_names() if getattr(get_metric(n), "__module__", "").startswith("smisbench.")}
-    assert builtin == set(catalog().metrics)
+    assert set(catalog().metrics) == set(metric_names())
+    assert catalog().metrics["mcsd_mocd"].produces == ("mcsd", "mocd") == metric_entry("mcsd_mocd").produces
+    builtin = [n for n in metric_names() if metric_entry(n).factory.__module__.startswith("smisbench.")]
+    assert {"fid", "kid", "mcsd_mocd", "miou", "accuracy", "locality", "fps", "params"} <= set(builtin)
+    for name in builtin:
+        entry = metric_entry(name)
+        assert entry.produces and entry.description, name
+        assert all(key in catalog().values for key in entry.produces), name
     for name in ("mcsd_mocd", "lpips_diversity", "params", "fps"):  # fid, miou, accuracy: see their slow tests
         result = evaluate(ToyPerClassModel(), _Maps(2), TOY_DATASET, [name], SMALL,
                           networks={"lpips": lpips_random}, progress=False)
         assert set(result.values) == set(catalog().metrics[name].produces), name
+
+
+def test_a_registered_plugin_metric_is_listed_by_specs_and_the_cli(capsys):
+    """A metric registered outside the suite is usable in a spec at once, with the keys it declares."""
+    from smisbench.benchmark.catalog import catalog
+    from smisbench.benchmark.spec import parse_spec
+    from smisbench.cli import main
+    from smisbench.metrics.registry import METRICS
+
+    register_metric("plugin_sharpness", _Recorder, produces=("sharpness",), description="a plug-in's metric")
+    try:
+        assert catalog().produces(["plugin_sharpness", "params"]) == ["sharpness", "params"]
+        assert catalog().value("sharpness").direction == "equal"  # no [values.sharpness]: informational
+        spec = parse_spec('name = "t"\nmetrics = ["plugin_sharpness", "params"]\n[[datasets]]\nname = "synthetic"\n'
+                          '[[models]]\nname = "groupdnet"\n')
+        assert spec.metrics == ("plugin_sharpness", "params")
+        assert main(["metrics"]) == 0
+        out = capsys.readouterr().out
+        assert "plugin_sharpness" in out and "sharpness" in out and "mcsd_mocd" in out
+    finally:
+        METRICS.unregister("plugin_sharpness")
+    assert "plugin_sharpness" not in catalog().metrics
 
 
 def test_one_pass_computes_all_requested_metrics(lpips_random):

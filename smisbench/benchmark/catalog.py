@@ -1,7 +1,9 @@
-"""The metric catalog (metrics.toml): which spec metric names exist and how each stored value is judged.
+"""The metric catalog: which metric names a spec may list (the metric registry) and how each stored
+value is judged (metrics.toml).
 
-Kept as data so a new metric, a changed tolerance or a unit fix is one edit in one file,
-shared by spec validation, ``compare`` and the reports.
+A metric's name and the value keys it stores are written once, where it is registered
+(:func:`smisbench.metrics.registry.register_metric`); a changed tolerance or a unit fix is one
+edit in metrics.toml. Both are shared by spec validation, ``compare`` and the reports.
 """
 
 from __future__ import annotations
@@ -10,18 +12,10 @@ import functools
 import math
 import tomllib
 from dataclasses import dataclass
+from typing import Any
 from importlib import resources
 
 DIRECTIONS = ("higher", "lower", "equal")
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A name a spec may list; ``produces`` are the value keys its evaluation stores."""
-
-    name: str
-    description: str
-    produces: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -58,8 +52,14 @@ class ValueInfo:
 
 @dataclass(frozen=True)
 class Catalog:
-    metrics: dict[str, MetricInfo]
     values: dict[str, ValueInfo]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Every registered metric (built-ins, then plug-ins) by name: ``MetricEntry`` with ``produces``."""
+        from smisbench.metrics.registry import registered_entries
+
+        return {entry.name: entry for entry in registered_entries()}
 
     def value(self, key: str) -> ValueInfo:
         """Info for a value key or a ratio ``"a/b"``; unknown keys (extra numbers an evaluator stores) are
@@ -93,10 +93,6 @@ class Catalog:
 
 
 def _parse(data: dict) -> Catalog:
-    metrics = {
-        name: MetricInfo(name, str(body.get("description", "")), tuple(body["produces"]))
-        for name, body in data["metrics"].items()
-    }
     values = {}
     for key, body in data["values"].items():
         if body["direction"] not in DIRECTIONS:
@@ -112,11 +108,7 @@ def _parse(data: dict) -> Catalog:
             digits=int(body.get("digits", 3)),
             computable=bool(body.get("computable", True)),
         )
-    for metric in metrics.values():
-        for key in metric.produces:
-            if key not in values:
-                raise ValueError(f"metrics.toml: metrics.{metric.name} produces {key!r} with no [values.{key}]")
-    return Catalog(metrics, values)
+    return Catalog(values)
 
 
 @functools.lru_cache(maxsize=1)

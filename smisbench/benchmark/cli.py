@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     specs = sub.add_parser("specs", help="list the shipped benchmark specs")
     specs.set_defaults(func=_specs)
 
+    metrics = sub.add_parser(
+        "metrics", help="every metric name a spec or `score` may list, the value keys each stores, and plug-ins'",
+        description="The registered metrics (built-ins, then any registered by plug-ins) with the value keys each "
+                    "stores and how `compare` judges each value (benchmark/metrics.toml).")
+    metrics.add_argument("--json", action="store_true", help="machine-readable output")
+    metrics.set_defaults(func=_metrics)
+
     compare = sub.add_parser(
         "compare", help="per-metric deltas between two runs (or a baseline file); exit 1 on a regression",
         description="Compare run B against run A (or against --baseline FILE). Runs are numbers or uuid "
@@ -150,6 +157,25 @@ def _specs(args: argparse.Namespace) -> int:
         spec = load_spec(name)
         cells = expand_cells(spec, hasher=lambda path: None)
         print(f"{name:<10} {len(cells):3d} cells  device {spec.device:<5} {spec.description}")
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    import json
+
+    from smisbench.benchmark.catalog import catalog
+
+    cat = catalog()
+    rows = [{"name": e.name, "produces": list(e.produces), "description": e.description,
+             "values": {k: {"label": cat.value(k).label, "direction": cat.value(k).direction} for k in e.produces}}
+            for e in cat.metrics.values()]
+    if args.json:
+        print(json.dumps({"metrics": rows}, indent=2))
+        return 0
+    for row in rows:
+        judged = ", ".join(f"{k} ({v['direction']} is better)" if v["direction"] != "equal" else k
+                           for k, v in row["values"].items())
+        print(f"{row['name']:17s} -> {judged}\n{'':17s}    {row['description']}")
     return 0
 
 

@@ -75,9 +75,14 @@ class Metric:
     give one rank's share as the whole); it sees the batches its rank owns, or with
     ``shards_items`` every batch holding an item of its first ``items_needed``, to score the items
     ``sharding.owns(index)`` gives it.
+
+    ``produces``: the value keys :meth:`finish` stores and ``description`` one line for listings;
+    :func:`~smisbench.metrics.registry.register_metric` reads both (they can also be passed there).
     """
 
     name = ""
+    produces: tuple[str, ...] = ()
+    description = ""
     uses_generated = False
     uses_generator = True
     sharded = False

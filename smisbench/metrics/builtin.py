@@ -52,6 +52,8 @@ class _DiversityMetric(Metric):
 
 class MCSDMetric(_DiversityMetric):
     name = "mcsd_mocd"
+    produces = ("mcsd", "mocd")
+    description = "mean class-specific / other-class diversity (LPIPS inside / outside the redrawn class)"
     scorer_class = "SMISDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
@@ -73,6 +75,8 @@ def smis_values(ctx: EvalContext, result: Any) -> dict[str, float]:
 
 class LPIPSDiversityMetric(_DiversityMetric):
     name = "lpips_diversity"
+    produces = ("lpips",)
+    description = "LPIPS between pairs of globally resampled outputs for the same label map"
     scorer_class = "LPIPSDiversity"
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
@@ -84,6 +88,8 @@ class LPIPSDiversityMetric(_DiversityMetric):
 
 class ParamsMetric(Metric):
     name = "params"
+    produces = ("params",)
+    description = "parameters of generator + encoder (the paper's convention)"
     uses_generator = False
     sharded = True  # the same count on every rank
 
@@ -103,6 +109,9 @@ class FPSMetric(Metric):
     inference copy where one was used (else the same measurement). Timed on rank 0 alone when sharded."""
 
     name = "fps"
+    produces = ("fps", "fps_fast")
+    description = ("generated images per second (fixed batch and size, median over repeats): the model as "
+                   "defined, and the generator the evaluation ran (its inference copy where it has one)")
     sharded = True
 
     def __init__(self, ctx: EvalContext):

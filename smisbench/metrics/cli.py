@@ -75,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     protocols.set_defaults(func=_protocols)
 
 
+
 def _install(args: argparse.Namespace) -> int:
     from smisbench.weights import install, weights_dir
 

@@ -65,6 +65,9 @@ class FIDMetric(_FeatureMetric):
     """FID between the first ``fid_samples`` real images and the images generated for their label maps."""
 
     name = "fid"
+    produces = ("fid",)
+    description = ("Frechet Inception distance, pool3 features of the TF Inception-v3 graph (resize: protocol "
+                   "fid_resize)")
     value_key = "fid"
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
@@ -79,6 +82,8 @@ class FIDCleanMetric(FIDMetric):
     """FID with clean-fid's resize whatever ``fid_resize`` says, so a report can show both beside each other."""
 
     name = "fid_clean"
+    produces = ("fid_clean",)
+    description = "FID with clean-fid's resize (PIL bicubic to 299 on float values), beside the legacy `fid`"
     value_key = "fid_clean"
 
     def space_name(self, ctx: EvalContext) -> str:
@@ -94,6 +99,9 @@ class KIDMetric(_FeatureMetric):
     """KID (torch-fidelity) and its standard deviation over subsets."""
 
     name = "kid"
+    produces = ("kid", "kid_std")
+    description = ("kernel Inception distance (torch-fidelity) on FID's features, and its standard deviation "
+                   "over subsets")
     needs_real_features = True
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
@@ -114,6 +122,8 @@ class PrecisionRecallMetric(_FeatureMetric):
     """Improved precision and recall (torch-fidelity) on the Inception features FID uses."""
 
     name = "precision_recall"
+    produces = ("precision", "recall")
+    description = "improved precision and recall (torch-fidelity, k-NN radii) on FID's Inception features"
     needs_real_features = True
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
@@ -130,6 +140,8 @@ class DensityCoverageMetric(_FeatureMetric):
     """Density and coverage (the ``prdc`` package) on the Inception features FID uses."""
 
     name = "density_coverage"
+    produces = ("density", "coverage")
+    description = "density and coverage (the prdc package, k-NN radii) on FID's Inception features"
     needs_real_features = True
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
@@ -146,6 +158,8 @@ class FDDinoV2Metric(FIDMetric):
     """Frechet distance on DINOv2 ViT-L/14 class-token features (official file by path, pinned)."""
 
     name = "fd_dinov2"
+    produces = ("fd_dinov2",)
+    description = "Frechet distance on DINOv2 ViT-L/14 class-token features (official file by path, sha256-pinned)"
     value_key = "fd_dinov2"
 
     def space_name(self, ctx: EvalContext) -> str:
@@ -156,6 +170,8 @@ class FDClipMetric(FIDMetric):
     """Frechet distance on CLIP ViT-B/32 image embeddings (official file by path, pinned)."""
 
     name = "fd_clip"
+    produces = ("fd_clip",)
+    description = "Frechet distance on CLIP ViT-B/32 image embeddings (official file by path, sha256-pinned)"
     value_key = "fd_clip"
 
     def space_name(self, ctx: EvalContext) -> str:

@@ -83,6 +83,8 @@ class RedrawLocality(SetGenerator):
 
 class LocalityMetric(Metric):
     name = "locality"
+    produces = ("locality",)
+    description = "redraw locality: share of a class redraw's pixel change (L1) inside the redrawn class (no LPIPS)"
 
     def __init__(self, ctx: EvalContext):
         p = ctx.protocol

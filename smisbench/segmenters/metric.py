@@ -116,5 +116,7 @@ class SegmentationMetric(Metric):
                 "accuracy": float("nan") if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else float(accuracy)}
 
 
-register_metric("miou", SegmentationMetric)
-register_metric("accuracy", SegmentationMetric)
+register_metric("miou", SegmentationMetric, produces=("miou",),
+                description="mean IoU of a segmenter run on the generated images (one confusion matrix per dataset)")
+register_metric("accuracy", SegmentationMetric, produces=("accuracy",),
+                description="pixel accuracy of a segmenter run on the generated images")
