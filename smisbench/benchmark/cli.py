@@ -105,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     from smisbench.benchmark.cells import RunOptions
     from smisbench.benchmark.runner import default_executor, run_spec
     from smisbench.benchmark.sharded import shard_command
-    from smisbench.benchmark.spec import load_spec, parse_seeds_option, with_seeds
+    from smisbench.benchmark.spec import load_spec
+    from smisbench.benchmark.spec_seeds import parse_seeds_option, with_seeds
     from smisbench.benchmark.store import Store
     from smisbench.benchmark.validate import check_spec
 

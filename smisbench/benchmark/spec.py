@@ -2,29 +2,32 @@
 
 Parsed with ``tomllib`` into frozen dataclasses. Every mistake raises :class:`SpecError` naming
 the key with its path (``cells[2].metrics``), so a typo never silently changes what is measured.
+The table reader is :mod:`~smisbench.benchmark.spec_reader`, the ``[[claims]]`` are parsed by
+:mod:`~smisbench.benchmark.spec_claims` and the evaluation seeds by :mod:`~smisbench.benchmark.spec_seeds`;
+their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from smisbench.benchmark.catalog import catalog
+from smisbench.benchmark.spec_claims import REAL_ROW, ClaimCondition, ClaimSpec, parse_claim
+from smisbench.benchmark.spec_reader import SpecError, TableReader
+from smisbench.benchmark.spec_seeds import parse_seeds_option, seed_list, with_seeds
 from smisbench.errors import SmisbenchError, choose_from
 from smisbench.metrics.protocol import ProtocolField, protocol_field, protocol_fields
 
-
-class SpecError(SmisbenchError):
-    """A spec that cannot be run; ``key`` is the path of the offending key."""
-
-    def __init__(self, source: str, key: str, problem: str, fix: str | None = None):
-        self.source, self.key = source, key
-        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}", fix)
-
+__all__ = [  # the spec's public names, the re-exported ones included (importers use this module)
+    "EXECUTOR_FIELDS", "PROTOCOL_FIELDS", "REAL_ROW", "BenchmarkSpec", "CellSpec", "ClaimCondition", "ClaimSpec",
+    "DatasetSpec", "ModelSpec", "SpecError", "TrainSpec", "load_spec", "parse_seeds_option", "parse_spec",
+    "seed_list", "shipped_specs", "with_seeds",
+]
 
 # Protocol fields a spec may set (at top level, per dataset, per model or per cell): the evaluator's
 # own (smisbench.metrics.protocol defines each once: type, default, allowed values, meaning; seed,
@@ -77,43 +80,6 @@ class CellSpec:
     protocol: dict[str, Any] = field(default_factory=dict)
 
 
-REAL_ROW = "real"  # what claims call the real-data row (the real images scored by the same code)
-
-
-@dataclass(frozen=True)
-class ClaimCondition:
-    """A further test on the same pairs that the claim needs (the paper's "at comparable FID")."""
-
-    value: str
-    max_ratio: float
-
-
-@dataclass(frozen=True)
-class ClaimSpec:
-    """A claim checked on measured numbers: the model is at most ``max_ratio`` times as bad as the reference
-    in the value's direction (model/reference for lower-is-better values, reference/model for higher).
-
-    ``value`` is a value key or a ratio of two (``"mocd/mcsd"``); ``model`` and ``reference`` are model
-    ids (or :data:`REAL_ROW`), one or several: the claim holds when it holds for every pair, and every
-    ``given`` condition holds for every pair too.
-    """
-
-    text: str
-    value: str
-    model: str | tuple[str, ...]
-    reference: str | tuple[str, ...]
-    max_ratio: float
-    dataset: str | None = None
-    given: tuple[ClaimCondition, ...] = ()
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        return (self.model,) if isinstance(self.model, str) else tuple(self.model)
-
-    @property
-    def references(self) -> tuple[str, ...]:
-        return (self.reference,) if isinstance(self.reference, str) else tuple(self.reference)
-
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
@@ -150,96 +116,15 @@ class BenchmarkSpec:
         return next(d for d in self.datasets if d.id == dataset_id)
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-class _Reader:
-    """Reads one TOML table, checking types, and refuses keys nobody read."""
-
-    def __init__(self, data: Any, path: str, source: str):
-        if not isinstance(data, dict):
-            raise SpecError(source, path, f"must be a table, not {_type_name(data)}")
-        self.data, self.path, self.source = data, path, source
-        self.read: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def error(self, name: str, problem: str, fix: str | None = None) -> SpecError:
-        return SpecError(self.source, self.key(name), problem, fix)
-
-    def get(self, name: str, kinds: tuple[type, ...], what: str, *, required: bool = False,
-            default: Any = None, choices: tuple | None = None) -> Any:
-        self.read.add(name)
-        if name not in self.data:
-            if required:
-                raise self.error(name, "is missing", f"add `{name} = ...` ({what})")
-            return default
-        value = self.data[name]
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
-        if not ok:
-            raise self.error(name, f"must be {what}, not {_type_name(value)} ({value!r})")
-        if choices is not None and value not in choices:
-            raise self.error(name, f"{value!r} is not allowed", f"use one of: {', '.join(map(str, choices))}")
-        return value
-
-    def text(self, name: str, **kw: Any) -> Any:
-        value = self.get(name, (str,), "a string", **kw)
-        if name in self.data and not value.strip():
-            raise self.error(name, "must not be empty")
-        return value
-
-    def integer(self, name: str, minimum: int | None = None, **kw: Any) -> Any:
-        value = self.get(name, (int,), "an integer", **kw)
-        if value is not None and minimum is not None and value < minimum:
-            raise self.error(name, f"must be at least {minimum}, not {value}")
-        return value
-
-    def table(self, name: str) -> dict[str, Any]:
-        return dict(self.get(name, (dict,), "a table", default={}))
-
-    def strings(self, name: str, **kw: Any) -> Any:
-        value = self.get(name, (list,), "an array of strings", **kw)
-        if value is None:
-            return None
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise SpecError(self.source, f"{self.key(name)}[{i}]", f"must be a string, not {_type_name(item)}")
-        return tuple(value)
-
-    def tables(self, name: str, required: bool = False) -> list["_Reader"]:
-        value = self.get(name, (list,), "an array of tables ([[" + name + "]])", required=required, default=[])
-        return [_Reader(item, f"{self.key(name)}[{i}]", self.source) for i, item in enumerate(value)]
-
-    def only(self, known: tuple[str, ...]) -> "_Reader":
-        """Refuse unknown keys before anything else, so a typo is named as such (not as a missing key)."""
-        unknown = sorted(set(self.data) - set(known))
-        if unknown:
-            raise self.error(unknown[0], "is not a known key", f"known keys here: {', '.join(sorted(known))}")
-        return self
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.read)
-        if unknown:
-            raise self.error(unknown[0], "is not a known key",
-                             f"known keys here: {', '.join(sorted(self.read))}")
-
-
 TOP_KEYS = ("name", "description", "table", "seed", "seeds", "device", "dtype", "preset", "metrics", "protocol",
             "models", "datasets", "cells", "claims")
 MODEL_KEYS = ("id", "name", "factory", "label", "config", "checkpoint", "train", "protocol")
 DATASET_KEYS = ("id", "name", "label", "root", "split", "options", "protocol")
 CELL_KEYS = ("model", "dataset", "metrics", "protocol")
-CLAIM_KEYS = ("text", "value", "model", "reference", "max_ratio", "dataset", "given")
-CONDITION_KEYS = ("value", "max_ratio")
 TRAIN_KEYS = ("steps", "batch_size", "options")
 
 
-def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False,
+def _protocol(reader: TableReader, name: str = "protocol", defaults: bool = False,
               under: dict[str, Any] | None = None) -> dict[str, Any]:
     """A validated protocol table; ``extra`` holds evaluator-specific fields passed through.
 
@@ -249,7 +134,7 @@ def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False,
     top level names a preset (its ``preset`` key was resolved by :func:`_preset`).
     """
     raw = reader.get(name, (dict,), "a table", default={})
-    sub = _Reader(raw, reader.key(name), reader.source)
+    sub = TableReader(raw, reader.key(name), reader.source)
     if "preset" in raw and not defaults:
         raise sub.error("preset", "can only be set for the whole spec",
                         "write `preset = ...` at the top level or under the top [protocol]")
@@ -285,7 +170,7 @@ def _protocol(reader: _Reader, name: str = "protocol", defaults: bool = False,
     return out
 
 
-def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | None:
+def _metrics(reader: TableReader, name: str, required: bool) -> tuple[str, ...] | None:
     metrics = reader.strings(name, required=required)
     if metrics is None:
         return None
@@ -301,45 +186,8 @@ def _metrics(reader: _Reader, name: str, required: bool) -> tuple[str, ...] | No
     return metrics
 
 
-def seed_list(value: int | list[int] | tuple[int, ...], base: int) -> tuple[int, ...]:
-    """Evaluation seeds from a count K (``base``, ``base + 1``, ..., so the first is the spec's ``seed`` and
-    its cells are the single-seed ones) or from a list; raises ValueError naming what is wrong."""
-    minimum = protocol_field("seed").minimum or 0
-    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
-        raise ValueError(f"must be a count or an array of seeds, not {_type_name(value)}")
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a count of seeds must be at least 1, not {value}")
-        return tuple(base + i for i in range(value))
-    if not value:
-        raise ValueError("must list at least one seed")
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise ValueError(f"seeds must be integers, not {_type_name(item)} ({item!r})")
-        if item < minimum:
-            raise ValueError(f"seeds must be at least {minimum}, not {item}")
-    if len(set(value)) != len(value):
-        raise ValueError("lists a seed twice")
-    return tuple(value)
 
-
-def parse_seeds_option(text: str, base: int) -> tuple[int, ...]:
-    """``--seeds K`` (a count) or ``--seeds 0,4,9`` (a list) on a command line."""
-    try:
-        parts = [int(p) for p in text.split(",")] if "," in text else int(text)
-        return seed_list(parts, base)
-    except ValueError as err:
-        problem = str(err) if "seed" in str(err) else f"{text!r} is not a number"
-        raise SmisbenchError(f"--seeds {text}: {problem}",
-                             "give a count (--seeds 3) or a comma-separated list (--seeds 0,4,9)") from None
-
-
-def with_seeds(spec: BenchmarkSpec, seeds: tuple[int, ...]) -> BenchmarkSpec:
-    """The spec run with other evaluation seeds (``--seeds``); everything else, its text included, unchanged."""
-    return replace(spec, seeds=tuple(seeds))
-
-
-def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
+def _unique_ids(readers: list[TableReader], ids: list[str], what: str) -> None:
     seen: dict[str, int] = {}
     for reader, ident in zip(readers, ids):
         if ident in seen:
@@ -348,11 +196,11 @@ def _unique_ids(readers: list[_Reader], ids: list[str], what: str) -> None:
         seen[ident] = len(seen)
 
 
-def _train(reader: _Reader) -> TrainSpec | None:
+def _train(reader: TableReader) -> TrainSpec | None:
     if "train" not in reader.data:
         reader.read.add("train")
         return None
-    sub = _Reader(reader.get("train", (dict,), "a table"), reader.key("train"), reader.source).only(TRAIN_KEYS)
+    sub = TableReader(reader.get("train", (dict,), "a table"), reader.key("train"), reader.source).only(TRAIN_KEYS)
     spec = TrainSpec(
         steps=sub.integer("steps", minimum=1, required=True),
         batch_size=sub.integer("batch_size", minimum=1, default=4),
@@ -362,7 +210,7 @@ def _train(reader: _Reader) -> TrainSpec | None:
     return spec
 
 
-def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
+def _named(reader: TableReader, keys: tuple[str, ...], name: str | None = None) -> dict[str, Any]:
     """The keys a model and a dataset share: ``name``, ``id`` (default: the name), ``label`` (default: the id)."""
     reader.only(keys)
     name = reader.text("name", required=True) if name is None else name
@@ -370,7 +218,7 @@ def _named(reader: _Reader, keys: tuple[str, ...], name: str | None = None) -> d
     return {"id": ident, "name": name, "label": reader.text("label", default=ident)}
 
 
-def _factory(reader: _Reader) -> str | None:
+def _factory(reader: TableReader) -> str | None:
     """A model's ``factory`` reference (it then stands where the registry name would), checked for its form."""
     reader.only(MODEL_KEYS)
     factory = reader.text("factory")
@@ -385,7 +233,7 @@ def _factory(reader: _Reader) -> str | None:
     return factory
 
 
-def _model(reader: _Reader) -> ModelSpec:
+def _model(reader: TableReader) -> ModelSpec:
     factory = _factory(reader)
     spec = ModelSpec(**_named(reader, MODEL_KEYS, factory), config=reader.table("config"),
                      checkpoint=reader.text("checkpoint"), train=_train(reader), protocol=_protocol(reader),
@@ -394,7 +242,7 @@ def _model(reader: _Reader) -> ModelSpec:
     return spec
 
 
-def _preset(top: _Reader) -> Any:
+def _preset(top: TableReader) -> Any:
     """The preset a spec names (``preset`` at the top or under [protocol]; a relative .toml beside the spec), or None."""
     from smisbench.metrics.presets import get_preset
 
@@ -413,7 +261,7 @@ def _preset(top: _Reader) -> Any:
         raise SpecError(top.source, key, err.problem, err.fix) from None
 
 
-def _dataset(reader: _Reader, under: dict[str, Any] | None = None) -> DatasetSpec:
+def _dataset(reader: TableReader, under: dict[str, Any] | None = None) -> DatasetSpec:
     named = _named(reader, DATASET_KEYS)
     spec = DatasetSpec(**named, root=reader.text("root", default=named["name"]),
                        split=reader.text("split", default="test"), options=reader.table("options"),
@@ -421,56 +269,6 @@ def _dataset(reader: _Reader, under: dict[str, Any] | None = None) -> DatasetSpe
     reader.finish()
     return spec
 
-
-def _claim_value(reader: _Reader, name: str) -> str:
-    value = reader.text(name, required=True)
-    if value not in catalog().values and catalog().ratio(value) is None:
-        raise reader.error(name, f"{value!r} is not allowed: neither a value key nor a ratio of two",
-                           f"use one of: {', '.join(catalog().values)}, or A/B of a higher- and a lower-is-better "
-                           "value (mocd/mcsd)")
-    return value
-
-
-def _claim_ids(reader: _Reader, name: str, model_ids: set[str]) -> str | tuple[str, ...]:
-    raw = reader.get(name, (str, list), "a model id or an array of them", required=True)
-    ids = (raw,) if isinstance(raw, str) else tuple(raw)
-    if not ids:
-        raise reader.error(name, "must name at least one model")
-    for ident in ids:
-        if not isinstance(ident, str) or (ident not in model_ids and ident != REAL_ROW):
-            raise reader.error(name, f"no model with id {ident!r}",
-                               f"use one of: {', '.join(sorted(model_ids))}, or {REAL_ROW!r} (the real-data row)")
-    return raw if isinstance(raw, str) else ids
-
-
-def _ratio(reader: _Reader) -> float:
-    value = reader.get("max_ratio", (float,), "a number", required=True)
-    if value <= 0:
-        raise reader.error("max_ratio", "must be positive")
-    return value
-
-
-def _claim(reader: _Reader, model_ids: set[str], dataset_ids: set[str]) -> ClaimSpec:
-    reader.only(CLAIM_KEYS)
-    given = []
-    for sub in reader.tables("given"):
-        sub.only(CONDITION_KEYS)
-        given.append(ClaimCondition(_claim_value(sub, "value"), _ratio(sub)))
-        sub.finish()
-    claim = ClaimSpec(
-        text=reader.text("text", required=True),
-        value=_claim_value(reader, "value"),
-        model=_claim_ids(reader, "model", model_ids),
-        reference=_claim_ids(reader, "reference", model_ids),
-        max_ratio=_ratio(reader),
-        dataset=reader.text("dataset"),
-        given=tuple(given),
-    )
-    if claim.dataset is not None and claim.dataset not in dataset_ids:
-        raise reader.error("dataset", f"no dataset with id {claim.dataset!r}",
-                           f"use one of: {', '.join(sorted(dataset_ids))}")
-    reader.finish()
-    return claim
 
 
 def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
@@ -480,7 +278,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
     except tomllib.TOMLDecodeError as err:
         raise SpecError(source, "", f"is not valid TOML: {err}",
                         "fix the syntax at the line and column named") from None
-    top = _Reader(data, "", source).only(TOP_KEYS)
+    top = TableReader(data, "", source).only(TOP_KEYS)
     name = top.text("name", required=True)
     description = top.text("description", default="")
     table = top.text("table", default=name)
@@ -536,7 +334,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
             reader.finish()
             built.append(cell)
         cells = tuple(built)
-    claims = tuple(_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
+    claims = tuple(parse_claim(r, model_ids, dataset_ids) for r in top.tables("claims"))
     top.finish()
     return BenchmarkSpec(name, description, table, seed, device, dtype, metrics or (), protocol, models,
                          datasets, cells, claims, source, text, seeds)

@@ -8,7 +8,8 @@ import math
 import re
 from typing import Any
 
-from smisbench.benchmark.spec import BenchmarkSpec, ClaimSpec, DatasetSpec, ModelSpec
+from smisbench.benchmark.spec import BenchmarkSpec, DatasetSpec, ModelSpec
+from smisbench.benchmark.spec_claims import ClaimSpec
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

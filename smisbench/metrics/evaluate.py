@@ -13,9 +13,9 @@ from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import SmisbenchError
 from smisbench.metrics import fast_path, sharding
 from smisbench.metrics.base import EvalContext, Metric
+from smisbench.metrics.diversity_draws import derive_seed
 from smisbench.metrics.protocol import EvalProtocol
 from smisbench.metrics.registry import get_metric
-from smisbench.metrics.smis_diversity import derive_seed
 from smisbench.progress import progress_bar
 
 

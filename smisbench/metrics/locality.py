@@ -22,8 +22,10 @@ from typing import Any
 import torch
 
 from smisbench.metrics.base import EvalContext, Metric
+from smisbench.metrics.diversity_draws import DiversitySettings, local_pairs
+from smisbench.metrics.diversity_scoring import region_mask
+from smisbench.metrics.diversity_sets import SetGenerator
 from smisbench.metrics.registry import register_metric
-from smisbench.metrics.smis_diversity import DiversitySettings, SetGenerator, local_pairs, region_mask
 
 NOTE_STATIC = "locality: no pair changed any pixel (deterministic model or dead codes): not defined"
 

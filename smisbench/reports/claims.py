@@ -22,7 +22,8 @@ from typing import Iterable, Mapping
 
 from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.compare import values_of_run
-from smisbench.benchmark.spec import BenchmarkSpec, ClaimSpec, parse_spec
+from smisbench.benchmark.spec import BenchmarkSpec, parse_spec
+from smisbench.benchmark.spec_claims import ClaimSpec
 from smisbench.benchmark.store import Store
 
 Values = Mapping[tuple[str, str, str], float]  # (row id, dataset id, value key) -> stored value

@@ -11,7 +11,8 @@ import pandas as pd
 
 from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.paper import Column, PaperTable, paper_tables
-from smisbench.benchmark.spec import REAL_ROW, BenchmarkSpec
+from smisbench.benchmark.spec import BenchmarkSpec
+from smisbench.benchmark.spec_claims import REAL_ROW
 from smisbench.benchmark.store import Store, now
 from smisbench.reports.build import Figure, Report, TableSection, section_for
 from smisbench.reports.claims import ClaimCheck, evaluate_claims, store_values

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smisbench.benchmark.spec import REAL_ROW, BenchmarkSpec, TrainSpec, parse_spec
+from smisbench.benchmark.spec import BenchmarkSpec, TrainSpec, parse_spec
+from smisbench.benchmark.spec_claims import REAL_ROW
 from smisbench.benchmark.spec_toml import spec_toml, toml_value
 from smisbench.errors import SmisbenchError
 from smisbench.zoo.definition import Zoo

@@ -1,6 +1,6 @@
 """``smisbench export-samples``: a model's samples written in the sample-folder layout.
 
-The codes are drawn by :class:`smisbench.metrics.smis_diversity.SetGenerator`, the generator of the
+The codes are drawn by :class:`smisbench.metrics.diversity_sets.SetGenerator`, the generator of the
 in-memory mCSD/mOCD and LPIPS diversity, with the same seeds, so the folder holds the images the
 in-memory route scores (up to PNG rounding). Every set holds all n (or k) samples, so another
 scorer may draw other pairs.
@@ -19,8 +19,9 @@ from smisbench.progress import progress_bar
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import SmisbenchError
 from smisbench.io import atomic_write_text
+from smisbench.metrics.diversity_draws import GLOBAL_SET, DiversitySettings
+from smisbench.metrics.diversity_sets import SetGenerator
 from smisbench.metrics.lpips_metric import check_image_range
-from smisbench.metrics.smis_diversity import GLOBAL_SET, DiversitySettings, SetGenerator
 from smisbench.samples import layout
 from smisbench.samples.folder import Manifest
 

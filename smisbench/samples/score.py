@@ -1,6 +1,6 @@
 """``smisbench score-samples``: every metric of a sample folder, by the in-memory route's own pieces.
 
-mCSD/mOCD go through :class:`smisbench.metrics.smis_diversity.ClassDiversity` (the same pairs, masks
+mCSD/mOCD go through :class:`smisbench.metrics.diversity_scoring.ClassDiversity` (the same pairs, masks
 and pair scores as in memory), LPIPS diversity through ``pairs_lpips``, and FID, mIoU and accuracy
 through the registered metric objects themselves, fed with ``global/000.png`` of each map where
 the in-memory pass feeds the image it generated. The result is an
@@ -21,11 +21,10 @@ from smisbench.benchmark.origin import ORIGIN_KEY, SAMPLES
 from smisbench.datasets_config import DatasetConfig
 from smisbench.errors import SmisbenchError, UnknownNameError
 from smisbench.metrics.base import EvalContext
+from smisbench.metrics.diversity_draws import GLOBAL_SET, DiversitySettings, local_pairs, needed_images, set_pairs
+from smisbench.metrics.diversity_scoring import NOTE_NONE, ClassDiversity, pairs_lpips
 from smisbench.metrics.evaluate import EvaluationResult
 from smisbench.metrics.protocol import EvalProtocol
-from smisbench.metrics.smis_diversity import (
-    GLOBAL_SET, NOTE_NONE, ClassDiversity, DiversitySettings, local_pairs, needed_images, pairs_lpips, set_pairs,
-)
 from smisbench.samples.folder import SampleFolder, SampleMap
 
 DIVERSITY = ("mcsd_mocd", "lpips_diversity")
