@@ -89,3 +89,22 @@ def test_a_scaled_run_never_writes_into_the_shipped_folder(capsys):
 
     assert main(["zoo", "train", "--models", "dscgan", "--steps-scale", "0.01"]) == 2
     assert "pass --out DIR" in capsys.readouterr().err
+
+
+def test_manifests_record_the_commit_the_training_started_from(tmp_path: Path, monkeypatch):
+    """A commit made in the checkout while a long `zoo train` runs did not train its weights: every manifest
+    of the run names the commit taken before the first training."""
+    import smisbench.provenance as provenance
+
+    calls = []
+
+    def moving_head(start=None):  # HEAD moves on after every look
+        calls.append(start)
+        return f"{len(calls):040d}"
+
+    monkeypatch.setattr(provenance, "git_commit", moving_head)
+    plans = [tiny("dscgan", steps=1), tiny("bicyclegan", steps=1)]
+    outcomes = train.run(ZOO, plans, tmp_path / "zoo", tmp_path / "work", "x", lambda: None, progress=False,
+                         stream=io.StringIO())
+    assert [o.manifest["environment"]["git_commit"] for o in outcomes] == [f"{1:040d}", f"{1:040d}"]
+    assert len(calls) > 1  # the checkout was looked at again later, and moved

@@ -82,13 +82,15 @@ def is_up_to_date(out: Path, settings: TrainSettings) -> bool:
             and sha256_file(checkpoint_path(out, settings.id)) == manifest["file"]["sha256"])
 
 
-def _environment(device: str) -> dict[str, Any]:
+def _environment(device: str, commit: str | None = None) -> dict[str, Any]:
+    """Where a training ran. ``commit``: the checkout the training process started from (its code is what
+    trained the weights), taken by :func:`run` before any training; None: the checkout now."""
     import torch
 
     from smisbench.provenance import environment
 
     env = environment(device)
-    return {"git_commit": env.get("git_commit"), "device": device, "device_name": env.get("device_name"),
+    return {"git_commit": commit or env.get("git_commit"), "device": device, "device_name": env.get("device_name"),
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -97,7 +99,7 @@ def _file_record(path: Path, storage: str) -> dict[str, Any]:
 
 
 def train_model(zoo: Zoo, settings: TrainSettings, out: Path, work: Path, command: str, device: str = "cpu",
-                threads: int | None = None, progress: bool = True) -> dict[str, Any]:
+                threads: int | None = None, progress: bool = True, commit: str | None = None) -> dict[str, Any]:
     """Train one zoo model (resuming its run folder) and write ``out/<id>.pt`` + manifest; returns the manifest."""
     from smisbench.data.registry import build_dataset
     from smisbench.training.trainer import train
@@ -125,7 +127,7 @@ def train_model(zoo: Zoo, settings: TrainSettings, out: Path, work: Path, comman
         "command": {"zoo": command, "train": shlex.join(["smisbench", *settings.train_argv(run_dir, device)]),
                     "train_argv": settings.train_argv("RUN_DIR", device)},
         "train": settings.to_dict(), "seed": settings.seed, "steps": result.step,
-        "environment": _environment(device), "wall_time_s": round(wall, 1),
+        "environment": _environment(device, commit), "wall_time_s": round(wall, 1),
         "steps_per_s": round(result.step / wall, 4) if wall > 0 else None, "sessions": sessions,
         "step_s_median": step_seconds(run_dir / "losses.csv"),
         "losses": loss_record(read_losses(run_dir / "losses.csv"), zoo.first_steps, zoo.final_window),
@@ -140,7 +142,7 @@ def train_model(zoo: Zoo, settings: TrainSettings, out: Path, work: Path, comman
 
 
 def train_segmenter(settings: TrainSettings, out: Path, command: str, protocol: Any, device: str = "cpu",
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, commit: str | None = None) -> dict[str, Any]:
     """Train the synthetic FCN, store it (float32) with a manifest holding its mIoU/accuracy on real test images."""
     from smisbench.data.registry import build_dataset
     from smisbench.segmenters.synthetic_fcn import train_synthetic_fcn
@@ -159,7 +161,7 @@ def train_segmenter(settings: TrainSettings, out: Path, command: str, protocol: 
     manifest = {
         "id": settings.id, "kind": "segmenter", "label": "synthetic segmenter", "model": settings.id,
         "command": {"zoo": command}, "train": settings.to_dict(), "seed": settings.seed, "steps": settings.steps,
-        "environment": _environment(device), "wall_time_s": round(wall, 1),
+        "environment": _environment(device, commit), "wall_time_s": round(wall, 1),
         "steps_per_s": round(settings.steps / wall, 4) if wall > 0 else None,
         "losses": {"final": {"cross_entropy": info["final_loss"]}, "final_window": min(10, settings.steps)},
         "real_test_images": {"miou": values["miou"], "accuracy": values["accuracy"], "images": len(test),
@@ -204,8 +206,11 @@ def run(zoo: Zoo, plans: list[TrainSettings], out: Path, work: Path, command: st
     """Train every plan in order (skipping those up to date unless ``force``); prints one line per entry."""
     import sys
 
+    from smisbench.provenance import git_commit
+
     stream = stream or sys.stdout
     out.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()  # now, before any training: a later commit in the checkout did not train these weights
     outcomes = []
     for settings in plans:
         if not force and is_up_to_date(out, settings):
@@ -213,9 +218,9 @@ def run(zoo: Zoo, plans: list[TrainSettings], out: Path, work: Path, command: st
             print(f"{settings.id}: up to date ({manifest_path(out, settings.id)})", file=stream)
             continue
         if settings.kind == MODEL_KIND:
-            manifest = train_model(zoo, settings, out, work, command, device, threads, progress)
+            manifest = train_model(zoo, settings, out, work, command, device, threads, progress, commit)
         else:
-            manifest = train_segmenter(settings, out, command, protocol(), device, progress)
+            manifest = train_segmenter(settings, out, command, protocol(), device, progress, commit)
         outcomes.append(TrainOutcome(settings.id, "trained", manifest))
         rate = manifest.get("steps_per_s")
         print(f"{settings.id}: {manifest['steps']} steps in {manifest['wall_time_s']:.1f} s"
