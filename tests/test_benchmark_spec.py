@@ -46,7 +46,7 @@ def error_of(text: str) -> SpecError:
 
 def test_shipped_specs_parse_and_expand():
     counts = {name: len(expand_cells(load_spec(name), hasher=lambda p: None)) for name in shipped_specs()}
-    assert counts == {"ablations": 6, "demo": 15, "table1": 8, "table2": 15}
+    assert counts == {"ablations": 6, "demo": 15, "table1": 8, "table2": 15, "zoo_seeds": 12}  # 4 models x 3 seeds
     demo = load_spec("demo")  # the zoo's entries (smisbench/zoo/zoo.toml), each scoring its shipped checkpoint
     assert [m.id for m in demo.models][:3] == ["groupdnet", "vspade", "groupnet"]
     assert all(m.train is None and m.checkpoint == f"{m.id}.pt" for m in demo.models)

@@ -80,6 +80,12 @@ def test_demo_spec_zoo_block_is_generated_from_zoo_toml():
     spec = load_spec("demo")
     assert [m.id for m in spec.models] == [m.id for m in ZOO.models]
     assert all(m.checkpoint == f"{m.id}.pt" for m in spec.models)
+    core = ("groupdnet", "vspade", "bicyclegan", "dscgan")  # zoo_seeds.toml: Table 1's core rows, 3 seeds
+    text = resources.files("smisbench.benchmark").joinpath("specs", "zoo_seeds.toml").read_text(encoding="utf-8")
+    assert generated_block(text) == zoo_models_toml(ZOO, ids=core, cells=False)
+    seeds = load_spec("zoo_seeds")
+    assert [m.id for m in seeds.models] == list(core) and seeds.eval_seeds == (0, 1, 2)
+    assert {"kid", "precision_recall"} <= set(seeds.metrics)
 
 
 def test_bad_zoo_definitions_name_the_entry():

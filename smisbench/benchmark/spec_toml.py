@@ -86,7 +86,8 @@ def spec_toml(spec: BenchmarkSpec, header: str = "") -> str:
     """The spec as TOML; ``header`` lines become comments at the top."""
     out = [f"# {line}" if line else "#" for line in header.splitlines()]
     out += _lines([("name", spec.name), ("description", spec.description or None), ("table", spec.table),
-                   ("seed", spec.seed), ("device", spec.device), ("dtype", spec.dtype)])
+                   ("seed", spec.seed), ("seeds", list(spec.seeds) or None), ("device", spec.device),
+                   ("dtype", spec.dtype)])
     if spec.metrics:
         out += _lines([("metrics", list(spec.metrics))])
     protocol = _protocol(spec.protocol)

@@ -36,16 +36,19 @@ def cell_metrics(zoo: Zoo, ident: str) -> list[str]:
     return metrics
 
 
-def zoo_models_toml(zoo: Zoo, dataset_id: str = "synthetic") -> str:
-    """The ``[[models]]`` and ``[[cells]]`` block of demo.toml for the zoo's entries."""
+def zoo_models_toml(zoo: Zoo, dataset_id: str = "synthetic", ids: tuple[str, ...] | None = None,
+                    cells: bool = True) -> str:
+    """The ``[[models]]`` (and with ``cells`` the ``[[cells]]``) block of a spec scoring the zoo's entries
+    (``ids``: these alone, default all): demo.toml's and zoo_seeds.toml's."""
+    chosen = [m for m in zoo.models if ids is None or m.id in ids]
     out = [BEGIN]
-    for m in zoo.models:
+    for m in chosen:
         out += ["[[models]]", f"id = {toml_value(m.id)}", f"name = {toml_value(m.model)}",
                 f"label = {toml_value(m.label)}"]
         if m.config:
             out.append(f"config = {toml_value(m.config)}")
         out += [f"checkpoint = {toml_value(m.id + '.pt')}", ""]
-    for m in zoo.models:
+    for m in chosen if cells else ():
         out += ["[[cells]]", f"model = {toml_value(m.id)}", f"dataset = {toml_value(dataset_id)}",
                 f"metrics = {toml_value(cell_metrics(zoo, m.id))}", ""]
     out.append(END)
