@@ -98,3 +98,21 @@ def test_dscgan_discriminator_keeps_pytorch_default_as_dsgan_does():
         if weight.numel() >= 256:
             default = 1.0 / math.sqrt(3 * weight[0].numel())
             assert abs(float(weight.detach().std()) / default - 1) < 0.25, name
+
+
+def test_norm_weights_follow_the_official_rule_batch_norm_drawn_group_norm_left_at_one():
+    """The official init draws N(1, 0.02) for classes named *BatchNorm2d* only; the GroupNorm ablation's
+    affine GroupNorms keep PyTorch's weight 1, bias 0."""
+    torch.manual_seed(0)
+    model = build_model("groupdnet_groupnorm", "synthetic")
+    group = [m for m in model.modules() if isinstance(m, nn.GroupNorm) and m.weight is not None]
+    assert group and all(torch.equal(m.weight, torch.ones_like(m.weight)) and torch.count_nonzero(m.bias) == 0
+                         for m in group)
+    from smisbench.models.layers import xavier_init
+
+    norms = nn.Sequential(nn.BatchNorm2d(64), nn.SyncBatchNorm(64), nn.GroupNorm(4, 64), nn.InstanceNorm2d(64, affine=True))
+    xavier_init(norms)
+    for drawn in norms[:2]:
+        assert 0.01 < float(drawn.weight.detach().std()) < 0.03 and abs(float(drawn.weight.detach().mean()) - 1) < 0.01
+    for kept in norms[2:]:
+        assert torch.equal(kept.weight.detach(), torch.ones(64)) and torch.count_nonzero(kept.bias) == 0

@@ -125,7 +125,9 @@ class ConvEncoderTrunk(nn.Module):
 
 
 def xavier_init(module: nn.Module, gain: float = 0.02) -> None:
-    """The official init: xavier normal (gain 0.02) for conv/linear weights, zero bias, N(1, 0.02) for norm weights."""
+    """The official init: xavier normal (gain 0.02) for conv/linear weights, zero bias, N(1, 0.02) for batch norm
+    weights (BatchNorm and SyncBatchNorm, the classes whose name holds "BatchNorm2d" in the official code);
+    GroupNorm and InstanceNorm keep PyTorch's weight 1, bias 0, as the official code leaves them."""
     for m in module.modules():
         weight = getattr(m, "weight_orig", None)
         if weight is None:
@@ -134,6 +136,6 @@ def xavier_init(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.xavier_normal_(weight.data, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias.data)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and getattr(m, "weight", None) is not None:
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and getattr(m, "weight", None) is not None:
             nn.init.normal_(m.weight.data, 1.0, gain)
             nn.init.zeros_(m.bias.data)
