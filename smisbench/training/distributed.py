@@ -77,8 +77,13 @@ def setup(device_choice: str = "auto", timeout_s: float = 1800.0) -> DistContext
 
 
 def use_sync_batchnorm(ctx: DistContext, model: nn.Module, wanted: bool = True) -> nn.Module:
-    """BatchNorm -> SyncBatchNorm for multi-GPU NCCL runs only (CPU SyncBN is refused by PyTorch)."""
-    if ctx.distributed and ctx.backend == "nccl" and wanted:
+    """BatchNorm -> SyncBatchNorm in NCCL process groups only (CPU SyncBN is refused by PyTorch).
+
+    Keyed on the backend alone, as the trainer's ``sync_batchnorm`` record is: an NCCL group of one
+    process (the single-GPU check in tests/test_cuda.py) trains the converted modules too, which
+    then normalise as plain BatchNorm (PyTorch's SyncBatchNorm at world size 1).
+    """
+    if ctx.backend == "nccl" and wanted:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
 
