@@ -72,8 +72,11 @@ def stand_ins(monkeypatch):
         (Path(config.out) / "run.json").write_text('{"finished": {"step": %d}}' % config.steps)
 
     monkeypatch.setitem(sys.modules, "smisbench.metrics.evaluate", types.SimpleNamespace(evaluate=evaluate))
-    monkeypatch.setitem(sys.modules, "smisbench.metrics.registry",
-                        types.SimpleNamespace(metric_names=lambda: ["fid", "fps", "params"]))
+    import smisbench.metrics.registry as real_registry
+
+    entries = real_registry.registered_entries()  # specs know every metric (loaded before the swap) ...
+    monkeypatch.setitem(sys.modules, "smisbench.metrics.registry", types.SimpleNamespace(  # ... the evaluator 3
+        metric_names=lambda: ["fid", "fps", "params"], registered_entries=lambda: entries))
     monkeypatch.setattr("smisbench.training.trainer.train", train)
     return calls
 
