@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from smisbench.host_memory import keep_freed_memory
     from smisbench.progress import silenced_while
 
+    keep_freed_memory()  # every command: large CPU tensors reuse freed memory instead of faulting pages in
     try:
         with silenced_while(args.global_no_progress or getattr(args, "no_progress", False)):
             code = args.func(args)

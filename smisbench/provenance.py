@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from smisbench.host_memory import host_malloc_mode
+
 _PACKAGES = ("smisbench", "torch", "torchvision", "numpy", "lpips", "torch-fidelity", "pandas")
 
 
@@ -59,5 +61,6 @@ def environment(device: Any = "cpu") -> dict[str, Any]:
         "device": str(device),
         "device_name": device_description(device),
         "threads": torch.get_num_threads(),
+        "host_malloc": host_malloc_mode(),  # CPU speed only: "reuse" keeps freed memory (smisbench.host_memory)
         "platform": platform.platform(),
     }

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from smisbench.models.inference import FastCGNorm, LabelAnalysis, inference_copy
+from smisbench.models.inference import FastCGBlock, FastCGNorm, LabelAnalysis, inference_copy
+from smisbench.models.layers import CGBlock, NormSpec
 from smisbench.models.registry import build_model
 
 
@@ -40,6 +41,8 @@ def test_inference_copy_matches_the_original(name):
     lively_weights(model)
     fast = inference_copy(model)
     assert any(isinstance(m, FastCGNorm) for m in fast.modules())
+    assert not any(isinstance(m, CGBlock) for m in fast.modules())  # every block runs its tail in place
+    assert any(isinstance(m, FastCGBlock) for m in fast.modules())
     assert not any(k.endswith("weight_orig") for k in fast.state_dict())
     generator = torch.Generator().manual_seed(1)
     for label in (blob_label(model.dataset.label_nc, model.dataset.size),
@@ -191,3 +194,22 @@ def test_identical_maps_in_a_batch_are_analysed_once_with_the_same_outputs(monke
         assert facts[0].keys() == facts[1].keys()
         for key, value in facts[0].items():
             assert torch.equal(value, facts[1][key]) if torch.is_tensor(value) else value == facts[1][key], key
+
+
+@pytest.mark.parametrize("fin,fout", [(16, 16), (16, 8)])
+def test_fast_block_leaves_its_input_alone(fin, fout):
+    """The in-place activation and sum must touch only tensors the block made: its input is the shortcut."""
+    norm = NormSpec(label_in=3, hidden=8, shared_groups=1, gamma_groups=1)
+    block = CGBlock(fin, fout, 1, norm).eval()
+    lively_weights(block)
+    fast = inference_copy(torch.nn.Sequential(block))[0]
+    assert isinstance(fast, FastCGBlock)
+    label = torch.nn.functional.one_hot(blob_label(3, (16, 16)), 3).permute(0, 3, 1, 2).float()
+    x = torch.randn(2, fin, 16, 16).to(memory_format=torch.channels_last)
+    before = x.clone()
+    with torch.inference_mode():
+        expected = block(x, label.expand(2, -1, -1, -1))
+        got = fast(x, label.expand(2, -1, -1, -1))
+    assert torch.equal(x, before)
+    assert expected.std() > 1  # lively: rounding is relative to O(100) values here
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()

@@ -19,7 +19,8 @@ from torch import nn
 from torch.nn.utils import remove_spectral_norm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from smisbench.models.layers import CGNorm
+from smisbench.host_memory import keep_freed_memory
+from smisbench.models.layers import CGBlock, CGNorm
 
 
 def bake_spectral_norm(module: nn.Module) -> int:
@@ -283,7 +284,7 @@ class FastCGNorm(nn.Module):
         flat = info["boundary"]
         if flat.numel():
             sums = F.embedding_bag(info["window_bags"], self._tap_table(info, table.dtype), mode="sum")
-            out[flat] = (sums + conv.bias).to(out.dtype)
+            out.index_copy_(0, flat, sums.add_(conv.bias).to(out.dtype))
         return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -301,14 +302,34 @@ class FastCGNorm(nn.Module):
         return self.gamma_beta.modulate(x, both)
 
 
+class FastCGBlock(nn.Module):
+    """:class:`CGBlock` for inference: the same convs and norms, the activation and the residual sum done in
+    place on tensors the block itself just made, so the tail around the convs allocates nothing."""
+
+    def __init__(self, block: CGBlock):
+        super().__init__()
+        self.learned_shortcut = block.learned_shortcut
+        self.conv_0, self.conv_1, self.norm_0, self.norm_1 = block.conv_0, block.conv_1, block.norm_0, block.norm_1
+        if self.learned_shortcut:
+            self.conv_s, self.norm_s = block.conv_s, block.norm_s
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, label)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu_(self.norm_0(x, label), 0.2))
+        dx = self.conv_1(F.leaky_relu_(self.norm_1(dx, label), 0.2))
+        return dx.add_(shortcut)
+
+
 def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
+    """CG-Norms -> :class:`FastCGNorm` (their blocks -> :class:`FastCGBlock`); returns the norms swapped."""
     swapped = 0
     for name, child in module.named_children():
+        swapped += _swap_norms(child, analysis)
         if isinstance(child, CGNorm):
             setattr(module, name, FastCGNorm(child, analysis))
             swapped += 1
-        else:
-            swapped += _swap_norms(child, analysis)
+        elif type(child) is CGBlock:
+            setattr(module, name, FastCGBlock(child))
     return swapped
 
 
@@ -329,7 +350,12 @@ def has_inference_copy(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout."""
+    """A deep copy of ``model`` in eval mode with the folds above; the original keeps its checkpoint layout.
+
+    Also switches the process to reusing freed CPU memory (:mod:`smisbench.host_memory`): without it
+    the memory-bound work around the convolutions is dominated by page faults.
+    """
+    keep_freed_memory()
     _detach_spectral_weights(model)
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)

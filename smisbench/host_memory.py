@@ -1,0 +1,51 @@
+"""Keep freed CPU tensor memory in the process instead of handing it back to the OS after every op.
+
+glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
+unmaps it on free. A 256x256 activation of 320 float32 channels is 84 MB, so on the CPU each such
+intermediate tensor is page-faulted in and zeroed by the kernel again, op after op: on this project's
+2-core machine that made the elementwise work around GroupDNet's convolutions 2-5x slower than its
+memory bandwidth allows (measured in ``docs/bench``). With mmap disabled and the heap never trimmed,
+freed blocks are reused at once. The numbers computed do not change, only where the bytes live; the
+cost is that the process keeps its peak memory until it exits, which suits an evaluation process.
+
+Set ``SMISBENCH_HOST_MALLOC=system`` to leave the C library's defaults alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_MAX = -4
+_state: str | None = None
+
+
+def keep_freed_memory() -> str:
+    """Switch glibc to heap-only, untrimmed allocation once per process; returns the mode in force.
+
+    ``"reuse"`` when switched, ``"system"`` when opted out or not on glibc (macOS, musl, Windows keep
+    their allocator and only lose speed).
+    """
+    global _state
+    if _state is not None:
+        return _state
+    _state = "system"
+    if os.environ.get("SMISBENCH_HOST_MALLOC", "reuse") == "system" or not sys.platform.startswith("linux"):
+        return _state
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return _state
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1:
+        _state = "reuse"
+    return _state
+
+
+def host_malloc_mode() -> str:
+    """The mode recorded in provenance: what :func:`keep_freed_memory` set, or ``"system"``."""
+    return _state or "system"
