@@ -268,9 +268,12 @@ class FastCGNorm(nn.Module):
         table[u].zero_()
         if groups == 1:
             torch.mm(hidden, weight[0], out=table[:u].view(u, cols))
-        else:
-            product = torch.bmm(hidden.view(u, groups, k_per).transpose(0, 1), weight)  # (G, U, 9 * O/G)
-            table[:u] = product.view(groups, u, 9, -1).permute(1, 2, 0, 3)
+        else:  # one matmul per (group, tap), each written in place into its strided block of the table
+            per = cols // 9
+            parts = hidden.view(u, groups, k_per)
+            for g in range(groups):
+                for t in range(9):
+                    torch.mm(parts[:, g], weight[g, :, t * per:(t + 1) * per], out=table[:u, t, g])
         return table.view((u + 1) * 9, -1)
 
     def _sparse(self, info: dict) -> torch.Tensor:
