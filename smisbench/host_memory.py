@@ -13,14 +13,36 @@ Set ``SMISBENCH_HOST_MALLOC=system`` to leave the C library's defaults alone.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
+# glibc's defaults once its dynamic threshold has settled on a workload of tensors above 32 MiB: the
+# mmap threshold at its cap (32 MiB), trimming at twice that, mmap allowed (65536 maps)
+_SETTLED_DEFAULTS = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
+_REUSE = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
 _state: str | None = None
+
+
+def _mallopt():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
+def _apply(settings: tuple[tuple[int, int], ...]) -> bool:
+    mallopt = _mallopt()
+    return mallopt is not None and all(mallopt(param, value) == 1 for param, value in settings)
 
 
 def keep_freed_memory() -> str:
@@ -35,15 +57,24 @@ def keep_freed_memory() -> str:
     _state = "system"
     if os.environ.get("SMISBENCH_HOST_MALLOC", "reuse") == "system" or not sys.platform.startswith("linux"):
         return _state
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return _state
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1:
+    if _apply(_REUSE):
         _state = "reuse"
     return _state
+
+
+@contextlib.contextmanager
+def system_malloc() -> Iterator[None]:
+    """Run a block under glibc's own (settled) behaviour, then switch back: for timing code as its
+    users run it (the official SMIS code) beside ours in one process. Slightly favours that code:
+    freed heap blocks from before stay reusable."""
+    if _state != "reuse":
+        yield
+        return
+    _apply(_SETTLED_DEFAULTS)
+    try:
+        yield
+    finally:
+        _apply(_REUSE)
 
 
 def host_malloc_mode() -> str:
