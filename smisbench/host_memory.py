@@ -3,10 +3,11 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
 unmaps it on free. A 256x256 activation of 320 float32 channels is 84 MB, so on the CPU each such
 intermediate tensor is page-faulted in and zeroed by the kernel again, op after op: on this project's
-2-core machine that made the elementwise work around GroupDNet's convolutions 2-5x slower than its
-memory bandwidth allows (measured in ``docs/bench``). With mmap disabled and the heap never trimmed,
-freed blocks are reused at once. The numbers computed do not change, only where the bytes live; the
-cost is that the process keeps its peak memory until it exits, which suits an evaluation process.
+2-core machine the work around GroupDNet's convolutions took 1.39 s per DeepFashion image that way
+and 0.53 s without it (``docs/bench/bench_2026-12-01c_official_*.json``). With mmap disabled and the
+heap never trimmed, freed blocks are reused at once. The numbers computed do not change, only where
+the bytes live; the cost is that the process keeps its peak memory until it exits, which suits an
+evaluation process.
 
 Set ``SMISBENCH_HOST_MALLOC=system`` to leave the C library's defaults alone.
 """
