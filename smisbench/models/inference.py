@@ -116,7 +116,7 @@ class LabelAnalysis:
         self._owner: torch.Tensor | None = None  # item -> its distinct map
         self._distinct: list[int] = []  # first item of each distinct map
 
-    def at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
+    def _refresh(self, label: torch.Tensor) -> None:
         # Keyed by the tensor object itself (held, so its memory cannot be reused by another map) and its
         # version: a data pointer alone can come back for a different map once the first is freed.
         # Inference tensors (made under torch.inference_mode) keep no version counter: identity alone.
@@ -124,6 +124,10 @@ class LabelAnalysis:
         if label is not self._label or version != self._version:
             self._label, self._version, self._entries = label, version, {}
             self._distinct, self._owner = distinct_maps(label) if self.dedupe else (list(range(label.shape[0])), None)
+
+    def at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
+        """The facts for every item of the batch (repeated maps share one analysis)."""
+        self._refresh(label)
         if size not in self._entries:
             if len(self._distinct) == label.shape[0]:
                 self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
@@ -131,6 +135,17 @@ class LabelAnalysis:
                 small = F.interpolate(label[self._distinct], size=size, mode="nearest")
                 self._entries[size] = _repeat(self._analyse(small), self._owner)
         return self._entries[size]
+
+    def single_map_at(self, label: torch.Tensor, size: tuple[int, int]) -> dict | None:
+        """The facts of the batch's one map when every item has the same map (how mCSD/mOCD and LPIPS
+        diversity generate), else None: a CG-Norm then computes its scale and shift once for the batch."""
+        self._refresh(label)
+        if len(self._distinct) != 1 or label.shape[0] == 1:
+            return None
+        key = ("single", *size)
+        if key not in self._entries:
+            self._entries[key] = self._analyse(F.interpolate(label[:1], size=size, mode="nearest"))
+        return self._entries[key]
 
     @staticmethod
     def _analyse(label: torch.Tensor) -> dict:
@@ -297,12 +312,18 @@ class FastCGNorm(nn.Module):
         if self.param_free_norm is not None:
             x = self.param_free_norm(x)
         b, _, h, w = x.shape
-        info = self.analysis.at(label, (h, w))
-        if info["windows"].shape[0] > self.dense_above * b * h * w:
-            both = self._dense(info["label"])
-        else:
-            both = self._sparse(info)
-        return self.gamma_beta.modulate(x, both)
+        single = self.analysis.single_map_at(label, (h, w))
+        if single is not None:  # one map for the whole batch: scale and shift once, broadcast over items
+            return self.gamma_beta.modulate(x, self._scale_shift(single, b).expand(b, -1, -1, -1))
+        return self.gamma_beta.modulate(x, self._scale_shift(self.analysis.at(label, (h, w)), b))
+
+    def _scale_shift(self, info: dict, batch: int) -> torch.Tensor:
+        """Fused scale/shift for ``info``'s maps; the dense/sparse choice counts the whole ``batch``'s pixels
+        (as when each item is analysed), so sharing one map's result never changes which path runs."""
+        _, _, h, w = info["label"].shape
+        if info["windows"].shape[0] > self.dense_above * batch * h * w:
+            return self._dense(info["label"])
+        return self._sparse(info)
 
 
 class FastCGBlock(nn.Module):
