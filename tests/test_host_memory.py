@@ -65,9 +65,9 @@ class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL("libc.so.6"); libc.mallinfo2.restype = Info
-def mmapped_with_a_64_mib_tensor():
-    t = torch.ones(4096, 4096)
-    return libc.mallinfo2().hblkhd >= 64 * 2**20
+def mmapped_with_a_tensor(mib=64):
+    t = torch.ones(mib * 2**18)  # float32: mib MiB
+    return libc.mallinfo2().hblkhd >= mib * 2**20
 """
 
 
@@ -76,11 +76,12 @@ def test_reuse_keeps_large_tensors_off_mmap_and_system_block_puts_them_back():
     """glibc's own count of mmapped bytes (mallinfo2) shows which allocator behaviour is in force."""
     out = _in_fresh_process(_MMAPPED_BYTES + (
         "from smisbench.host_memory import keep_freed_memory, system_malloc, host_malloc_mode\n"
-        "before = mmapped_with_a_64_mib_tensor()\n"
+        "before = mmapped_with_a_tensor()\n"
         "keep_freed_memory()\n"
-        "reuse = mmapped_with_a_64_mib_tensor()\n"
+        "reuse = mmapped_with_a_tensor()\n"
+        # larger than anything freed before: a freed heap block cannot serve it (those stay reusable)
         "with system_malloc():\n"
-        "    inside = mmapped_with_a_64_mib_tensor()\n"
-        "after = mmapped_with_a_64_mib_tensor()\n"
+        "    inside = mmapped_with_a_tensor(256)\n"
+        "after = mmapped_with_a_tensor()\n"
         "print(before, reuse, inside, after, host_malloc_mode())"))
     assert out == "True False True False reuse"
