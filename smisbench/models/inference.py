@@ -132,8 +132,7 @@ class LabelAnalysis:
             if len(self._distinct) == label.shape[0]:
                 self._entries[size] = self._analyse(F.interpolate(label, size=size, mode="nearest"))
             else:
-                small = F.interpolate(label[self._distinct], size=size, mode="nearest")
-                self._entries[size] = _repeat(self._analyse(small), self._owner)
+                self._entries[size] = _repeat(self._distinct_at(label, size), self._owner)
         return self._entries[size]
 
     def single_map_at(self, label: torch.Tensor, size: tuple[int, int]) -> dict | None:
@@ -142,9 +141,13 @@ class LabelAnalysis:
         self._refresh(label)
         if len(self._distinct) != 1 or label.shape[0] == 1:
             return None
-        key = ("single", *size)
+        return self._distinct_at(label, size)
+
+    def _distinct_at(self, label: torch.Tensor, size: tuple[int, int]) -> dict:
+        """The analysis of the batch's distinct maps only, shared by :meth:`at` and :meth:`single_map_at`."""
+        key = ("distinct", *size)
         if key not in self._entries:
-            self._entries[key] = self._analyse(F.interpolate(label[:1], size=size, mode="nearest"))
+            self._entries[key] = self._analyse(F.interpolate(label[self._distinct], size=size, mode="nearest"))
         return self._entries[key]
 
     @staticmethod
@@ -352,7 +355,7 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
         if isinstance(child, CGNorm):
             setattr(module, name, FastCGNorm(child, analysis))
             swapped += 1
-        elif type(child) is CGBlock:
+        elif type(child) is CGBlock:  # exactly: a subclass may define another forward
             setattr(module, name, FastCGBlock(child))
     return swapped
 
