@@ -5,7 +5,8 @@ unmaps it on free. A 256x256 activation of 320 float32 channels is 84 MB, so on 
 intermediate tensor is page-faulted in and zeroed by the kernel again, op after op: on this project's
 2-core machine the work around GroupDNet's convolutions took 1.39 s per DeepFashion image that way
 and 0.53 s without it (``docs/bench/bench_2026-12-01c_official_*.json``). With mmap disabled and the
-heap never trimmed, freed blocks are reused at once. The numbers computed do not change, only where
+heap never trimmed (not even with gigabytes free at its top, as after a batch of 16 at 256x256),
+freed blocks are reused at once. The numbers computed do not change, only where
 the bytes live; the cost is that the process keeps its peak memory until it exits, which suits an
 evaluation process.
 
@@ -28,7 +29,7 @@ _M_MMAP_MAX = -4
 # glibc's defaults once its dynamic threshold has settled on a workload of tensors above 32 MiB: the
 # mmap threshold at its cap (32 MiB), trimming at twice that, mmap allowed (65536 maps)
 _SETTLED_DEFAULTS = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
-_REUSE = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+_REUSE = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))  # -1 is read as SIZE_MAX: never trim
 _state: str | None = None
 
 

@@ -150,9 +150,11 @@ class ToyPerClassModel(SMISModel):
         self.netG = self._net
         self.calls = 0
         self.redrawn: list[int] = []
+        self.batches: list[torch.Tensor] = []  # the codes of every generator call
 
     def _net(self, semantics, z):
         self.calls += 1
+        self.batches.append(z.detach().clone())
         return self.painter.paint(self.class_view(z), semantics)
 
     def redraw(self, z, classes, generator=None):

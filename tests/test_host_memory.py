@@ -85,3 +85,19 @@ def test_reuse_keeps_large_tensors_off_mmap_and_system_block_puts_them_back():
         "after = mmapped_with_a_tensor()\n"
         "print(before, reuse, inside, after, host_malloc_mode())"))
     assert out == "True False True False reuse"
+
+
+@glibc
+def test_reuse_never_trims_the_heap_even_with_gigabytes_free_at_its_top():
+    """Batch-16 activations at 256x256 are 1.3 GB each: freeing two at the heap's top must not hand them
+    back (glibc's largest int threshold, 2 GiB, would), or the next forward page-faults them in again."""
+    out = _in_fresh_process(_MMAPPED_BYTES + (
+        "from smisbench.host_memory import keep_freed_memory\n"
+        "keep_freed_memory()\n"
+        "libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]\n"
+        "libc.free.argtypes = [ctypes.c_void_p]\n"
+        "block = libc.malloc(3 * 2**30)  # 3 GiB of address space at the heap's top, never touched\n"
+        "grown = libc.mallinfo2().arena\n"
+        "libc.free(block)\n"
+        "print(grown >= 3 * 2**30, libc.mallinfo2().arena == grown)"))
+    assert out == "True True"

@@ -132,11 +132,19 @@ def test_absent_classes_are_skipped(lpips_random):
     assert 5 not in model.redrawn and sorted(set(model.redrawn)) == [0, 1, 2, 3, 4, 6, 7]
 
 
-def test_all_classes_of_a_map_share_few_forward_passes(lpips_random):
+def test_each_set_is_generated_in_few_batches_of_its_own(lpips_random):
     model = ToyPerClassModel()
-    result = _score(model, lpips_random, block_label(), n=10, m=4, batch_size=16)
-    assert result.images_generated <= 8 * 8  # at most 2m distinct images per class
-    assert model.calls == result.generator_calls == math.ceil(result.images_generated / 16)
+    result = _score(model, lpips_random, block_label(), n=40, m=12, batch_size=8)
+    assert result.images_generated <= 8 * 24  # at most 2m distinct images per class
+    sizes: dict[int, list[int]] = {}  # class redrawn in a batch -> its batches' sizes
+    for z in model.batches:
+        varying = (model.class_view(z) != model.class_view(z)[:1]).flatten(2).any(2).any(0).nonzero().flatten()
+        assert varying.numel() == 1  # one set per batch: only that set's class differs between items
+        sizes.setdefault(int(varying), []).append(z.shape[0])
+    assert sorted(sizes) == list(range(8)) and sum(map(sum, sizes.values())) == result.images_generated
+    # each set in the fewest batches of at most 8, of near-equal sizes
+    assert all(len(b) == math.ceil(sum(b) / 8) and max(b) - min(b) <= 1 for b in sizes.values())
+    assert model.calls == result.generator_calls == sum(map(len, sizes.values())) > math.ceil(result.images_generated / 8)
 
 
 def test_lazy_generation_equals_generating_all_n(lpips_random):

@@ -213,3 +213,73 @@ def test_fast_block_leaves_its_input_alone(fin, fout):
     assert torch.equal(x, before)
     assert expected.std() > 1  # lively: rounding is relative to O(100) values here
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def _class_set_codes(model, base: torch.Tensor, classes: tuple[int, ...], count: int, seed: int) -> torch.Tensor:
+    """``count`` codes equal to ``base`` except the channels of ``classes`` (how a class's set is drawn)."""
+    generator = torch.Generator().manual_seed(seed)
+    per = base.shape[1] // model.dataset.label_nc
+    z = base.repeat(count, 1, 1, 1)
+    for c in classes:
+        z[:, c * per:(c + 1) * per] = torch.randn(count, per, *base.shape[2:], generator=generator)
+    return z
+
+
+@pytest.mark.parametrize("name", ["groupdnet", "groupdec", "groupdnet_wo_split"])
+def test_shared_code_forward_equals_the_plain_forward(name, monkeypatch):
+    """A batch of one map whose codes differ in one class (or two) runs the common channels once
+    (:mod:`smisbench.models.inference_shared`); the images equal the plain forward's."""
+    from smisbench.models import inference_shared
+    from smisbench.models.inference_shared import SharedCodeGroupDNetGenerator
+
+    model = build_model(name, "synthetic").eval()
+    lively_weights(model)
+    fast = inference_copy(model)
+    assert type(fast.netG) is SharedCodeGroupDNetGenerator and type(model.netG) is not SharedCodeGroupDNetGenerator
+    split_blocks: list[int] = []
+    original = inference_shared.block_split
+    monkeypatch.setattr(inference_shared, "block_split",
+                        lambda *args: (split_blocks.append(args[1].hi - args[1].lo), original(*args))[1])
+    semantics = model.semantics(blob_label(model.dataset.label_nc, model.dataset.size)).expand(5, -1, -1, -1)
+    base = model.sample_z(1, torch.Generator().manual_seed(0))
+    for seed, classes in enumerate([(0,), (3,), (model.dataset.label_nc - 1,), (1, 2)]):
+        z = _class_set_codes(model, base, classes, 5, seed)
+        features = []
+        for share in (True, False):
+            monkeypatch.setattr(SharedCodeGroupDNetGenerator, "share_codes", share)
+            split_blocks.clear()
+            with torch.inference_mode():
+                features.append(fast.netG.features(semantics, z))
+            assert bool(split_blocks) == share  # the shared path ran, on a part of the channels
+            assert all(0 < width < fast.netG.config.blocks[0].fin for width in split_blocks)
+        shared, plain = features
+        assert (shared[0] - shared[1]).abs().max() > 1e-3 * plain.abs().max()  # the redraws do change the image
+        assert (shared - plain).abs().max() <= 1e-5 * plain.abs().max()
+        with torch.inference_mode():
+            torch.testing.assert_close(fast.generate(semantics, z), model.generate(semantics, z), atol=2e-5, rtol=1e-4)
+
+
+def test_shared_code_forward_is_skipped_when_nothing_can_be_shared(monkeypatch):
+    """Different maps, every channel redrawn, or a batch of one: the plain forward runs."""
+    from smisbench.models import inference_shared
+
+    model = build_model("groupdnet", "synthetic").eval()
+    lively_weights(model)
+    fast = inference_copy(model)
+    split_blocks: list[int] = []
+    original = inference_shared.block_split
+    monkeypatch.setattr(inference_shared, "block_split", lambda *args: (split_blocks.append(1), original(*args))[1])
+    label = blob_label(model.dataset.label_nc, model.dataset.size)
+    one_map = model.semantics(label).expand(3, -1, -1, -1)
+    two_maps = model.semantics(torch.cat([label, label.flip(-1), label]))
+    base = model.sample_z(1, torch.Generator().manual_seed(0))
+    one_class = _class_set_codes(model, base, (2,), 3, 0)
+    every_class = model.sample_z(3, torch.Generator().manual_seed(1))
+    for semantics, z in ((two_maps, one_class), (one_map, every_class), (one_map[:1], one_class[:1])):
+        with torch.inference_mode():
+            got = fast.generate(semantics, z)
+            expected = model.generate(semantics, z)
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    assert split_blocks == []
+    assert inference_shared.varying_channels(base.repeat(3, 1, 1, 1)) is None
+    assert inference_shared.varying_channels(one_class) == (2 * 8, 3 * 8)

@@ -60,10 +60,10 @@ class SetGenerator:
 
     @torch.inference_mode()
     def generate(self, semantics: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """All images of a concatenated code block, ``batch_size`` at a time."""
+        """All images of one set's codes, in as few batches of at most ``batch_size`` as possible, of
+        near-equal sizes."""
         out = []
-        for start in range(0, codes.shape[0], self.settings.batch_size):
-            z = codes[start:start + self.settings.batch_size]
+        for z in codes.tensor_split(-(-codes.shape[0] // self.settings.batch_size)):
             sem = semantics.expand(z.shape[0], *semantics.shape[1:])
             out.append(self.model.generate(sem, z).float())
             self.generator_calls += 1
@@ -92,6 +92,6 @@ class SetGenerator:
         return groups
 
     def _images_per_job(self, semantics: torch.Tensor, group: list[_Job]) -> list[torch.Tensor]:
-        codes = torch.cat([job.codes for job in group])
-        images = self.generate(semantics, codes)
-        return list(torch.split(images, [job.needed.numel() for job in group]))
+        # a batch never mixes two sets: its items then share the label map and every code but the redrawn
+        # class's, which a generator can exploit exactly (GroupDNet's inference copy runs the rest once)
+        return [self.generate(semantics, job.codes) for job in group]

@@ -6,7 +6,8 @@ call); CG-Norm's ``mlp_gamma`` and ``mlp_beta`` become one grouped conv that als
 BatchNorm, so ``x * scale + shift`` is the whole norm; that conv is evaluated only at label boundaries,
 as a sum of nine rows of a per-window table (a per-label constant elsewhere, see :class:`LabelAnalysis`);
 and activations stay channels-last, the layout oneDNN's CPU convolutions run fastest in. The copy is
-for eval mode only: BatchNorm statistics are baked in.
+for eval mode only: BatchNorm statistics are baked in. GroupDNet's decoder also gets a forward that runs
+the channels a batch's codes share only once (:mod:`smisbench.models.inference_shared`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from torch.nn.utils import remove_spectral_norm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from smisbench.host_memory import keep_freed_memory
+from smisbench.models.groupdnet import GroupDNetGenerator
+from smisbench.models.inference_shared import SharedCodeGroupDNetGenerator
 from smisbench.models.layers import CGBlock, CGNorm
 
 
@@ -75,16 +78,23 @@ class FusedGammaBeta(nn.Module):
         w_shift, b_shift = w_shift - w_scale * mean.view(view), b_shift - b_scale * mean
         self._set(*(t.float() for t in (w_scale, b_scale, w_shift, b_shift)))
 
-    def modulate(self, x: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
-        """``x * scale + shift`` from the fused output, in channels-last rows.
+    def modulate(self, x: torch.Tensor, both: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """``x * scale + shift`` from the fused output, in channels-last rows; ``x`` holds channels
+        ``[lo, lo + x.shape[1])`` of the norm's input, and ``both`` may have batch 1 (one map for all).
 
-        With channels-last inputs every reshape here is a view: scale and shift are read in place.
+        With channels-last inputs and a range on group borders every reshape here is a view: scale and
+        shift are read in place. Another range takes a copy of that range's scale and shift.
         """
         b, n, h, w = x.shape
-        rows = both.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, 2, self.per)
-        x = x.permute(0, 2, 3, 1).reshape(b, h, w, self.groups, self.per)
-        out = torch.addcmul(rows[..., 1, :], x, rows[..., 0, :])
-        return out.view(b, h, w, n).permute(0, 3, 1, 2)
+        rows = both.permute(0, 2, 3, 1).reshape(both.shape[0], h, w, self.groups, 2, self.per)
+        if lo % self.per == 0 and n % self.per == 0:
+            rows = rows[:, :, :, lo // self.per:(lo + n) // self.per]
+            x = x.permute(0, 2, 3, 1).reshape(b, h, w, n // self.per, self.per)
+            out = torch.addcmul(rows[..., 1, :], x, rows[..., 0, :])
+        else:
+            scale, shift = (rows[..., k, :].reshape(both.shape[0], h, w, -1)[..., lo:lo + n] for k in (0, 1))
+            out = torch.addcmul(shift, x.permute(0, 2, 3, 1), scale)
+        return out.reshape(b, h, w, n).permute(0, 3, 1, 2)
 
 
 def foldable(norm: nn.Module) -> bool:
@@ -317,8 +327,15 @@ class FastCGNorm(nn.Module):
         b, _, h, w = x.shape
         single = self.analysis.single_map_at(label, (h, w))
         if single is not None:  # one map for the whole batch: scale and shift once, broadcast over items
-            return self.gamma_beta.modulate(x, self._scale_shift(single, b).expand(b, -1, -1, -1))
+            return self.gamma_beta.modulate(x, self._scale_shift(single, b))
         return self.gamma_beta.modulate(x, self._scale_shift(self.analysis.at(label, (h, w)), b))
+
+    def single_map_scale_shift(self, label: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:
+        """The fused scale/shift (batch 1) of a batch of ``batch`` items that all have ``label``'s one map."""
+        single = self.analysis.single_map_at(label, size)
+        if single is None:
+            raise ValueError("single_map_scale_shift needs a batch of one label map")
+        return self._scale_shift(single, batch)
 
     def _scale_shift(self, info: dict, batch: int) -> torch.Tensor:
         """Fused scale/shift for ``info``'s maps; the dense/sparse choice counts the whole ``batch``'s pixels
@@ -345,6 +362,23 @@ class FastCGBlock(nn.Module):
         dx = self.conv_0(F.leaky_relu_(self.norm_0(x, label), 0.2))
         dx = self.conv_1(F.leaky_relu_(self.norm_1(dx, label), 0.2))
         return dx.add_(shortcut)
+
+
+def _share_codes(module: nn.Module) -> int:
+    """GroupDNet decoders whose blocks were all swapped and whose norms all folded get the forward that
+    shares a batch's common code channels (:mod:`smisbench.models.inference_shared`); returns how many."""
+    shared = 0
+    for sub in module.modules():
+        if type(sub) is not GroupDNetGenerator:  # exactly: a variant may define another forward
+            continue
+        blocks = [getattr(sub, spec.name) for spec in sub.config.blocks]
+        norms = [m for block in blocks for m in block.modules() if isinstance(m, FastCGNorm)]
+        convs = [m for m in sub.modules() if isinstance(m, nn.Conv2d)]
+        if (all(type(block) is FastCGBlock for block in blocks) and all(n.param_free_norm is None for n in norms)
+                and all(c.padding_mode == "zeros" for c in convs)):
+            sub.__class__ = SharedCodeGroupDNetGenerator  # same modules and state: only the forward changes
+            shared += 1
+    return shared
 
 
 def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
@@ -387,6 +421,7 @@ def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
     _swap_norms(fast, LabelAnalysis())
+    _share_codes(fast)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():
