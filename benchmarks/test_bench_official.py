@@ -7,8 +7,9 @@ loading, and its BatchNorm statistics are first calibrated on real batch statist
 stay O(1) and the comparison is not between two saturated images. Asserts that our training layout gives
 the official output bit for bit and the inference copy agrees to float rounding, then times the four
 runs of ``TIMED`` (the official code twice: as its users run it and under smisbench's memory setting);
-the last test prints the official/inference-copy ratio (the issue's target: at least 3x) and where the
-inference copy's time goes (convolutions vs the rest, :mod:`benchmarks.profile_split`).
+the last test prints the official/inference-copy ratio (the issue's target: at least 3x), both from the
+medians and from alternating pairs (:mod:`benchmarks.paired_timing`, steadier on a drifting VM), and where
+the inference copy's time goes (convolutions vs the rest, :mod:`benchmarks.profile_split`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 import torch
 
 from benchmarks.inputs import bench_label
+from benchmarks.paired_timing import paired_ratio
 from benchmarks.profile_split import profile_split
 from smisbench.host_memory import host_malloc_mode, system_malloc
 from smisbench.models.inference import inference_copy
@@ -113,7 +115,13 @@ def test_ratio_to_the_official_code_and_profile_split(benchmark, capsys):
     benchmark.pedantic(_runner("inference_copy", p), rounds=1, iterations=1)
     ratio = _MEDIANS["official_system_malloc"] / _MEDIANS["inference_copy"]
     same_memory = _MEDIANS["official"] / _MEDIANS["inference_copy"]
+    with torch.inference_mode():  # the steadier ratio: official as shipped and the copy, seconds apart
+        paired = paired_ratio(_runner("official_system_malloc", p), _runner("inference_copy", p), rounds=5,
+                              baseline_context=system_malloc)
     benchmark.extra_info.update(official_over_inference_copy=ratio, target_ratio=3.0,
+                                official_over_inference_copy_paired=paired.median,
+                                paired_seconds={"official": paired.baseline_seconds,
+                                                "inference_copy": paired.candidate_seconds},
                                 official_same_memory_over_inference_copy=same_memory,
                                 official_over_training_layout=_MEDIANS["official"] / _MEDIANS["training_layout"],
                                 profile=split.as_dict(), host_malloc=host_malloc_mode())
@@ -122,5 +130,6 @@ def test_ratio_to_the_official_code_and_profile_split(benchmark, capsys):
               f"({_MEDIANS['official']:.2f} with smisbench's memory setting), training layout "
               f"{_MEDIANS['training_layout']:.2f}, inference copy {_MEDIANS['inference_copy']:.2f}: the copy is "
               f"{ratio:.2f}x the official code (target 3x), {same_memory:.2f}x with the same memory setting"
+              f"\nofficial as its users run it / inference copy, {paired.summary()}"
               f"\ninference copy, one profiled call: {split.summary()}")
     assert split.conv_gflop > 0 and split.conv_seconds > 0

@@ -23,3 +23,29 @@ def test_split_counts_conv_flops_exactly_and_keeps_the_rest_apart():
     assert 0 < split.conv_seconds <= split.seconds
     assert split.rest_seconds == split.seconds - split.conv_seconds
     assert "convolutions" in split.summary() and split.as_dict()["conv_gflop_per_s"] > 0
+
+
+def test_paired_ratio_alternates_and_takes_the_median_of_per_round_ratios():
+    """With a fake clock: the baseline costs 6 units and the candidate 2, except one slow round of each."""
+    from benchmarks.paired_timing import paired_ratio
+
+    now, order, contexts = [0.0], [], []
+    costs = {"baseline": iter([6, 6, 12, 6, 6]), "candidate": iter([2, 2, 2, 4, 2])}
+
+    def step(name):
+        order.append(name)
+        now[0] += next(costs[name])
+
+    class Context:
+        def __enter__(self):
+            contexts.append("in")
+
+        def __exit__(self, *exc):
+            contexts.append("out")
+
+    result = paired_ratio(lambda: step("baseline"), lambda: step("candidate"), rounds=5,
+                          baseline_context=Context, clock=lambda: now[0])
+    assert order == ["baseline", "candidate"] * 5
+    assert contexts == ["in", "out"] * 5
+    assert result.ratios == (3.0, 3.0, 6.0, 1.5, 3.0) and result.median == 3.0
+    assert "3.00x" in result.summary() and "1.50-6.00" in result.summary()

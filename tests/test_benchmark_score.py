@@ -213,7 +213,7 @@ def raising(config):
 @pytest.mark.parametrize("factory, problem, fix", [
     ("absent", "has no 'absent'", "define absent there"),
     ("raising", "raised ValueError: weights file missing", "FACTORY(config)"),
-    ("shape", "returned shape (8, 3, 32, 64)", "label map's size"),
+    ("shape", ", 3, 32, 64) for a one-hot input of shape", "label map's size"),
     ("range_", "outside [-1, 1]", "torch.tanh"),
     ("dtype", "returned dtype torch.uint8", "x.float() / 127.5 - 1"),
     ("codes", "gave codes of shape (1, 2)", "B x 6 x 2"),
