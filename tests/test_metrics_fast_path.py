@@ -231,3 +231,26 @@ def test_a_spec_sets_the_fast_path_fields():
     assert cell.protocol["fast_path"] is False and cell.protocol["fast_path_tolerance"] == 0.5
     with pytest.raises(SpecError, match="fast_path_tolerance"):
         parse_spec(text.replace("0.5", '"loose"'))
+
+
+def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch):
+    """The shared-code path (a batch of one map, one class redrawn) is checked too: corrupting it alone,
+    which the first batch (distinct maps) never runs, makes the evaluation fall back."""
+    from smisbench.models import inference_shared
+
+    model, dataset = groupdnet
+    original = inference_shared.block_split
+    ran: list[int] = []
+
+    def off_block_split(*args):
+        ran.append(1)
+        out = original(*args)
+        return inference_shared.ChannelSplit(out.one, out.vary + 0.5, out.lo, out.hi)
+
+    intact, _ = _images(model, dataset)
+    assert intact.provenance["generator_path"] == fast_path.INFERENCE_COPY
+    monkeypatch.setattr(inference_shared, "block_split", off_block_split)
+    result, probe = _images(model, dataset)
+    assert ran  # only the redraw check reaches the shared path
+    assert result.provenance["generator_path"] == fast_path.AS_DEFINED and probe.model is model
+    assert result.provenance["fast_path"]["max_abs_diff"] > 1e-2
