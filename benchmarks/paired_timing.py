@@ -32,17 +32,25 @@ class PairedRatio:
                 f"(range {min(self.ratios):.2f}-{max(self.ratios):.2f})")
 
 
-def paired_ratio(baseline: Callable[[], object], candidate: Callable[[], object], rounds: int = 5,
-                 baseline_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 clock: Callable[[], float] = time.perf_counter) -> PairedRatio:
-    """Time ``baseline`` (inside a fresh ``baseline_context()``) and then ``candidate``, ``rounds`` times."""
+def timer(run: Callable[[], object],
+          context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+          clock: Callable[[], float] = time.perf_counter) -> Callable[[], float]:
+    """A callable that runs ``run`` once (inside a fresh ``context()``) and returns its seconds."""
+
+    def measure() -> float:
+        with context():
+            start = clock()
+            run()
+            return clock() - start
+
+    return measure
+
+
+def paired_ratio(baseline: Callable[[], float], candidate: Callable[[], float], rounds: int = 5) -> PairedRatio:
+    """``rounds`` pairs of timings, the baseline then the candidate; each callable returns its seconds
+    (:func:`timer`, or a process of its own that times itself)."""
     base, cand = [], []
     for _ in range(rounds):
-        with baseline_context():
-            start = clock()
-            baseline()
-            base.append(clock() - start)
-        start = clock()
-        candidate()
-        cand.append(clock() - start)
+        base.append(baseline())
+        cand.append(candidate())
     return PairedRatio(tuple(base), tuple(cand))

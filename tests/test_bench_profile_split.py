@@ -27,7 +27,7 @@ def test_split_counts_conv_flops_exactly_and_keeps_the_rest_apart():
 
 def test_paired_ratio_alternates_and_takes_the_median_of_per_round_ratios():
     """With a fake clock: the baseline costs 6 units and the candidate 2, except one slow round of each."""
-    from benchmarks.paired_timing import paired_ratio
+    from benchmarks.paired_timing import paired_ratio, timer
 
     now, order, contexts = [0.0], [], []
     costs = {"baseline": iter([6, 6, 12, 6, 6]), "candidate": iter([2, 2, 2, 4, 2])}
@@ -43,8 +43,11 @@ def test_paired_ratio_alternates_and_takes_the_median_of_per_round_ratios():
         def __exit__(self, *exc):
             contexts.append("out")
 
-    result = paired_ratio(lambda: step("baseline"), lambda: step("candidate"), rounds=5,
-                          baseline_context=Context, clock=lambda: now[0])
+    def clock():
+        return now[0]
+
+    result = paired_ratio(timer(lambda: step("baseline"), Context, clock), timer(lambda: step("candidate"), clock=clock),
+                          rounds=5)
     assert order == ["baseline", "candidate"] * 5
     assert contexts == ["in", "out"] * 5
     assert result.ratios == (3.0, 3.0, 6.0, 1.5, 3.0) and result.median == 3.0
