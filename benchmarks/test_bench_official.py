@@ -6,7 +6,7 @@ classes on the CPU (its test script calls ``.cuda()``), given our generator's st
 loading, and its BatchNorm statistics are first calibrated on real batch statistics so activations
 stay O(1) and the comparison is not between two saturated images. Asserts that our training layout gives
 the official output bit for bit and the inference copy agrees to float rounding, then times the four
-runs of ``TIMED`` (the official code twice: as its users run it and under smisbench's memory setting);
+runs of ``TIMED`` (the official code twice: under glibc's settled behaviour and under smisbench's memory setting);
 the last test prints the official/inference-copy ratio (the issue's target: at least 3x), both from the
 medians and from alternating pairs with the official code in a process of its own, glibc untouched
 (:mod:`benchmarks.official_worker`, :mod:`benchmarks.paired_timing`: steadier on a drifting VM), and where
@@ -110,8 +110,8 @@ TIMED = ["official_system_malloc", "official", "training_layout", "inference_cop
 
 @pytest.mark.parametrize("which", TIMED)
 def test_deepfashion_generator_against_the_official_code(benchmark, which):
-    """``official_system_malloc``: the official code as its users run it (glibc's own allocator behaviour,
-    :func:`smisbench.host_memory.system_malloc`); the other three under smisbench's memory setting."""
+    """``official_system_malloc``: the official code under glibc's own allocator behaviour in this process
+    (:func:`smisbench.host_memory.system_malloc`); the other three under smisbench's memory setting."""
     p = prepared()
     run = _runner(which, p)
     memory = system_malloc() if which == "official_system_malloc" else contextlib.nullcontext()
@@ -151,7 +151,7 @@ def test_ratio_to_the_official_code_and_profile_split(benchmark, capsys, tmp_pat
                                 official_over_training_layout=_MEDIANS["official"] / _MEDIANS["training_layout"],
                                 profile=split.as_dict(), host_malloc=host_malloc_mode())
     with capsys.disabled():
-        print(f"\nofficial {_MEDIANS['official_system_malloc']:.2f} s/image as its users run it "
+        print(f"\nofficial {_MEDIANS['official_system_malloc']:.2f} s/image under glibc's settled behaviour here "
               f"({_MEDIANS['official']:.2f} with smisbench's memory setting), training layout "
               f"{_MEDIANS['training_layout']:.2f}, inference copy {_MEDIANS['inference_copy']:.2f}: the copy is "
               f"{ratio:.2f}x the official code (target 3x), {same_memory:.2f}x with the same memory setting"
