@@ -61,6 +61,11 @@ def _norm_spec(config: GroupDNetConfig, groups: int) -> NormSpec:
     raise ValueError(f"unknown norm rule {config.norm_rule!r}")
 
 
+def upsample_x2(x: torch.Tensor) -> torch.Tensor:
+    """The decoder's nearest-neighbour x2 upsampling before a block."""
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
 class GroupDNetGenerator(nn.Module):
     """Grouped decoder: per-class code maps -> ``fc`` (grouped conv) -> CG-Blocks -> image."""
 
@@ -84,11 +89,12 @@ class GroupDNetGenerator(nn.Module):
     def features(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Output of the last CG-Block, before ``conv_img`` (variants add a fusion module here)."""
         label = self.label_input(semantics)
-        x = self.fc(z)
-        for spec in self.config.blocks:
-            if spec.upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, spec.name)(x, label)
+        return self.run_blocks(self.fc(z), label)
+
+    def run_blocks(self, x: torch.Tensor, label: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The CG-Blocks from the ``start``-th on (each after its x2 upsampling, where it has one)."""
+        for spec in self.config.blocks[start:]:
+            x = getattr(self, spec.name)(upsample_x2(x) if spec.upsample else x, label)
         return x
 
     def forward(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

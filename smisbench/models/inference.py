@@ -325,10 +325,9 @@ class FastCGNorm(nn.Module):
         if self.param_free_norm is not None:
             x = self.param_free_norm(x)
         b, _, h, w = x.shape
-        single = self.analysis.single_map_at(label, (h, w))
-        if single is not None:  # one map for the whole batch: scale and shift once, broadcast over items
-            return self.gamma_beta.modulate(x, self._scale_shift(single, b))
-        return self.gamma_beta.modulate(x, self._scale_shift(self.analysis.at(label, (h, w)), b))
+        # one map for the whole batch: scale and shift once (batch 1), broadcast over the items
+        info = self.analysis.single_map_at(label, (h, w)) or self.analysis.at(label, (h, w))
+        return self.gamma_beta.modulate(x, self._scale_shift(info, b))
 
     def single_map_scale_shift(self, label: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:
         """The fused scale/shift (batch 1) of a batch of ``batch`` items that all have ``label``'s one map."""

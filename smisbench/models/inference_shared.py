@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smisbench.models.groupdnet import GroupDNetGenerator
+from smisbench.models.groupdnet import GroupDNetGenerator, upsample_x2
 
 
 @dataclass(frozen=True)
@@ -120,24 +120,24 @@ class SharedCodeGroupDNetGenerator(GroupDNetGenerator):
 
     def features(self, semantics: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         label = self.label_input(semantics)
-        first = getattr(self, self.config.blocks[0].name)
-        shared = None
-        if self.share_codes and z.shape[0] > 1 and not torch.is_grad_enabled():
-            span = varying_channels(z)
-            size = tuple(z.shape[2:])
-            if span is not None and first.norm_0.analysis.single_map_at(label, size) is not None:
-                shared = ChannelSplit(z[:1], z[:, span[0]:span[1]], *span)
+        shared = self._shared_codes(label, z)
         if shared is None:
-            return super().features(semantics, z)
-        x: ChannelSplit | torch.Tensor = conv_split(self.fc, shared)
-        for spec in self.config.blocks:
+            return self.run_blocks(self.fc(z), label)
+        x = conv_split(self.fc, shared)
+        for index, spec in enumerate(self.config.blocks):
             block = getattr(self, spec.name)
-            if isinstance(x, ChannelSplit) and mixes_every_channel(block.conv_0, x):
-                x = x.full()
-            if isinstance(x, torch.Tensor):
-                x = block(F.interpolate(x, scale_factor=2, mode="nearest") if spec.upsample else x, label)
-                continue
-            if spec.upsample:
-                x = x.apply(lambda t: F.interpolate(t, scale_factor=2, mode="nearest"))
-            x = block_split(block, x, label)
-        return x.full() if isinstance(x, ChannelSplit) else x
+            if mixes_every_channel(block.conv_0, x):  # nothing left to share: the plain blocks from here
+                return self.run_blocks(x.full(), label, start=index)
+            x = block_split(block, x.apply(upsample_x2) if spec.upsample else x, label)
+        return x.full()
+
+    def _shared_codes(self, label: torch.Tensor, z: torch.Tensor) -> ChannelSplit | None:
+        """The codes as a :class:`ChannelSplit` when the batch has one label map and its codes differ in
+        part of the channels only, else None."""
+        if not self.share_codes or z.shape[0] < 2 or torch.is_grad_enabled():
+            return None
+        span = varying_channels(z)
+        analysis = getattr(self, self.config.blocks[0].name).norm_0.analysis
+        if span is None or analysis.single_map_at(label, tuple(z.shape[2:])) is None:
+            return None
+        return ChannelSplit(z[:1], z[:, span[0]:span[1]], *span)
