@@ -24,6 +24,7 @@ from smisbench.host_memory import keep_freed_memory
 from smisbench.models.groupdnet import GroupDNetGenerator
 from smisbench.models.inference_shared import SharedCodeGroupDNetGenerator
 from smisbench.models.layers import CGBlock, CGNorm
+from smisbench.models.winograd import WinogradConv2d
 
 
 def bake_spectral_norm(module: nn.Module) -> int:
@@ -393,6 +394,19 @@ def _swap_norms(module: nn.Module, analysis: LabelAnalysis) -> int:
     return swapped
 
 
+def _swap_winograd(module: nn.Module) -> int:
+    """The residual blocks' 3x3 convs -> :class:`WinogradConv2d` (Winograd on the CPU where it pays, the same
+    conv elsewhere); returns how many."""
+    swapped = 0
+    for block in module.modules():
+        if type(block) is FastCGBlock:
+            for name in ("conv_0", "conv_1"):
+                if WinogradConv2d.eligible(getattr(block, name)):
+                    setattr(block, name, WinogradConv2d.from_conv(getattr(block, name)))
+                    swapped += 1
+    return swapped
+
+
 def _detach_spectral_weights(model: nn.Module) -> None:
     """After a forward with autograd on, spectral norm leaves ``weight`` as a graph node, which cannot be
     deep-copied; every forward recomputes it from ``weight_orig``, so a detached value changes nothing."""
@@ -420,6 +434,7 @@ def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
     fast = copy.deepcopy(model).eval()
     bake_spectral_norm(fast)
     _swap_norms(fast, LabelAnalysis())
+    _swap_winograd(fast)
     _share_codes(fast)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)

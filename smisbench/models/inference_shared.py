@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smisbench.models.groupdnet import GroupDNetGenerator, upsample_x2
+from smisbench.models.winograd import conv_groups
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,7 @@ def conv_split(conv: nn.Conv2d, x: ChannelSplit) -> ChannelSplit:
     g_lo, g_hi = _group_range(conv, x.lo, x.hi)
     per_in, per_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
     wide = x.widen(g_lo * per_in, g_hi * per_in)
-    lo, hi = g_lo * per_out, g_hi * per_out
-    bias = None if conv.bias is None else conv.bias[lo:hi]
-    vary = F.conv2d(wide.vary, conv.weight[lo:hi], bias, conv.stride, conv.padding, conv.dilation, g_hi - g_lo)
-    return ChannelSplit(conv(x.one), vary, lo, hi)
+    return ChannelSplit(conv(x.one), conv_groups(conv, wide.vary, g_lo, g_hi), g_lo * per_out, g_hi * per_out)
 
 
 def norm_split(norm: nn.Module, x: ChannelSplit, label: torch.Tensor) -> ChannelSplit:

@@ -1,0 +1,42 @@
+"""Per layer, the direct conv against the Winograd conv of the inference copy (``smisbench.models.winograd``).
+
+The shapes are GroupDNet DeepFashion's residual-block 3x3 convs (batch 1, channels-last, float32), the
+layers that hold most of an image's time; ``extra_info`` records GFLOP (of the direct conv), the tile the
+copy's rule picks and the largest difference from the float64 conv of each path. These timings are what
+``TILE_FOR_SIDE`` was chosen from.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from smisbench.models.winograd import filter_transform, tile_size, winograd_conv3x3
+
+# (input channels, side, output channels, groups) of GroupDNet DeepFashion's block convs
+SHAPES = [(320, 256, 160, 1), (160, 256, 160, 1), (640, 128, 320, 2), (320, 128, 320, 2), (1280, 64, 640, 2),
+          (640, 64, 640, 2), (2560, 32, 1280, 4), (1280, 32, 1280, 4), (2560, 16, 2560, 4), (2560, 8, 2560, 4)]
+
+
+@pytest.mark.parametrize("path", ["direct", "winograd"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}to{s[2]}_{s[1]}px_g{s[3]}")
+def test_block_conv_seconds(benchmark, shape, path):
+    c_in, side, c_out, groups = shape
+    torch.manual_seed(0)
+    x = torch.randn(1, c_in, side, side).contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(c_out, c_in // groups, 3, 3) * (9 * c_in / groups) ** -0.5).contiguous(
+        memory_format=torch.channels_last)
+    bias = torch.randn(c_out)
+    m = tile_size(side, side) or 4
+    filters = filter_transform(weight, groups, m)
+    run = (lambda: F.conv2d(x, weight, bias, padding=1, groups=groups)) if path == "direct" else (
+        lambda: winograd_conv3x3(x, filters, bias, m))
+    with torch.inference_mode():
+        exact = F.conv2d(x.double(), weight.double(), bias.double(), padding=1, groups=groups)
+        error = float((run().double() - exact).abs().max())
+        benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    gflop = 2 * side * side * c_out * (c_in // groups) * 9 / 1e9
+    benchmark.extra_info.update(gflop=gflop, tile=m if path == "winograd" else None, copy_uses_tile=tile_size(side, side),
+                                max_abs_error_vs_float64=error, threads=torch.get_num_threads())
+    assert error < 1e-3  # a wrong transform is off by O(1)
