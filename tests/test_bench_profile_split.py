@@ -25,6 +25,21 @@ def test_split_counts_conv_flops_exactly_and_keeps_the_rest_apart():
     assert "convolutions" in split.summary() and split.as_dict()["conv_gflop_per_s"] > 0
 
 
+def test_split_counts_a_winograd_conv_as_a_convolution():
+    """The Winograd conv's time (transforms and products) is convolution time, its FLOPs the direct conv's."""
+    from smisbench.models.winograd import WinogradConv2d
+
+    conv = WinogradConv2d.from_conv(torch.nn.Conv2d(256, 32, 3, padding=1).eval())
+    x = torch.randn(1, 256, 16, 16).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        conv(x)  # warm: the filters are transformed on first use
+    split = profile_split(lambda: conv(x))
+    assert abs(split.conv_gflop - 2 * 32 * 16 * 16 * 256 * 9 / 1e9) < 1e-9  # as the direct conv
+    assert split.other_gflop == 0  # the Winograd products are not counted a second time
+    assert 0 < split.winograd_seconds <= split.conv_seconds <= split.seconds
+    assert "bmm" not in split.top_other_ops and "aten::bmm" not in split.top_other_ops
+
+
 def test_paired_ratio_alternates_and_takes_the_median_of_per_round_ratios():
     """With a fake clock: the baseline costs 6 units and the candidate 2, except one slow round of each."""
     from benchmarks.paired_timing import paired_ratio, timer

@@ -39,9 +39,12 @@ TRANSFORMS: dict[int, dict[str, list[list[float]]]] = {
 }
 
 # Output tile size by the activation's shorter side (None: the direct conv), from the per-layer timings of
-# benchmarks/test_bench_winograd.py and whole-image A/B runs; below 8 the tiles are too few to pay.
-TILE_FOR_SIDE: dict[int, int | None] = {256: 4, 128: 4, 64: 4, 32: 4, 16: 2, 8: 2}
-MIN_CHANNELS_PER_GROUP = 128  # fewer input channels per group: products too small to beat the direct conv
+# benchmarks/test_bench_winograd.py and whole-image A/B runs; at 8x8 and below the direct conv was faster.
+TILE_FOR_SIDE: dict[int, int | None] = {256: 4, 128: 4, 64: 4, 32: 4, 16: 2}
+# Fewer input channels per group and the products are too small against the transforms: at 160 per group
+# (GroupDNet DeepFashion's 160->160 conv at 256x256, 320->320 in two groups at 128x128) it did not pay.
+MIN_CHANNELS_PER_GROUP = 256
+PROFILE_RANGE = "smisbench::winograd_conv3x3"  # the profiler range around each call (benchmarks/profile_split.py)
 BAND_BYTES = 32 << 20  # transformed input tiles per band of tile rows: bounded memory, warm caches...
 MIN_BAND_TILES = 256  # ...but never fewer tiles than this per band, or the products get too thin to run fast
 
@@ -116,6 +119,12 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     """A 3x3, stride 1, padding 1 conv of ``x`` (n, c, h, w; h and w multiples of m) with filters transformed
     by :func:`filter_transform`; the result is channels-last (n, c_out, h, w). Processed in bands of whole
     items or of tile rows of one item, each holding at most ``band_bytes`` of transformed tiles."""
+    with torch.profiler.record_function(PROFILE_RANGE):
+        return _winograd_conv3x3(x, u, bias, m, band_bytes)
+
+
+def _winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m: int,
+                      band_bytes: int) -> torch.Tensor:
     n, c, h, w = x.shape
     a, tile_rows = m + 2, h // m
     xp = x.new_zeros(n, h + 2, w + 2, c)
