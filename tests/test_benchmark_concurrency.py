@@ -89,6 +89,15 @@ def recorded_status(store: Path) -> list[str]:
         conn.close()
 
 
+def stored_computed(store: Path) -> int:
+    """How many cells the store's runs have computed so far (0 before the file exists)."""
+    if not store.is_file():
+        return 0
+    with Store(store, readonly=True) as s:
+        runs = s.runs()
+    return sum(r.computed for r in runs)
+
+
 def wait_for(what, proc: subprocess.Popen, timeout: float = 300) -> None:
     """Poll until ``what()`` holds (the child must still be running)."""
     deadline = time.monotonic() + timeout
@@ -140,7 +149,8 @@ def test_killed_run_is_shown_interrupted_and_compare_refuses_it(tmp_path: Path, 
                                                                  capsys, monkeypatch):
     store, log = tmp_path / "s.sqlite", tmp_path / "computed.log"
     proc = start(FAKE_ENV_CLI, spec, store, log=log, hang_after=2)
-    wait_for(lambda: len(logged(log)) == 2, proc)
+    # the executor logs a cell before the runner commits it: wait for both commits, not only the log lines
+    wait_for(lambda: len(logged(log)) == 2 and stored_computed(store) == 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert main(["runs", "--store", str(store)]) == 0

@@ -41,8 +41,9 @@ TRANSFORMS: dict[int, dict[str, list[list[float]]]] = {
 # Output tile size by the activation's shorter side (None: the direct conv), from the per-layer timings of
 # benchmarks/test_bench_winograd.py and whole-image A/B runs; at 8x8 and below the direct conv was faster.
 TILE_FOR_SIDE: dict[int, int | None] = {256: 4, 128: 4, 64: 4, 32: 4, 16: 2}
-# Fewer input channels per group and the products are too small against the transforms: at 160 per group
-# (GroupDNet DeepFashion's 160->160 conv at 256x256, 320->320 in two groups at 128x128) it did not pay.
+# Fewer input channels per group and the products are small against the transforms: at 160 per group
+# (GroupDNet DeepFashion's 160->160 conv at 256x256, 320->320 in two groups at 128x128) F(4x4,3x3) gave
+# 0.95-1.17x over three runs, not a reliable gain.
 MIN_CHANNELS_PER_GROUP = 256
 PROFILE_RANGE = "smisbench::winograd_conv3x3"  # the profiler range around each call (benchmarks/profile_split.py)
 BAND_BYTES = 32 << 20  # transformed input tiles per band of tile rows: bounded memory, warm caches...
