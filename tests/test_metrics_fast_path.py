@@ -233,6 +233,16 @@ def test_a_spec_sets_the_fast_path_fields():
         parse_spec(text.replace("0.5", '"loose"'))
 
 
+class _WholeCodeProbe(_Probe):
+    """The probe as a metric that draws only whole codes (as FID, LPIPS diversity and FPS do)."""
+
+    name = "fast_path_whole_code_probe"
+    redraws_classes = False
+
+
+register_metric(_WholeCodeProbe.name, _WholeCodeProbe, replace=True)
+
+
 def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch):
     """The shared-code path (a batch of one map, one class redrawn) is checked too: corrupting it alone,
     which the first batch (distinct maps) never runs, makes the evaluation fall back."""
@@ -254,3 +264,28 @@ def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch
     assert ran  # only the redraw check reaches the shared path
     assert result.provenance["generator_path"] == fast_path.AS_DEFINED and probe.model is model
     assert result.provenance["fast_path"]["max_abs_diff"] > 1e-2
+    assert "redraws" in intact.provenance["fast_path"]["reason"]
+
+
+def test_no_redraw_check_when_no_metric_redraws_classes(groupdnet, monkeypatch):
+    """Metrics that draw only whole codes never reach the shared-code path, so the check does not pay for
+    a redraw pair there: the same corruption goes unseen, and is harmless, as nothing runs that path."""
+    from smisbench.models import inference_shared
+
+    model, dataset = groupdnet
+    original = inference_shared.block_split
+    ran: list[int] = []
+
+    def off_block_split(*args):
+        ran.append(1)
+        out = original(*args)
+        return inference_shared.ChannelSplit(out.one, out.vary + 0.5, out.lo, out.hi)
+
+    monkeypatch.setattr(inference_shared, "block_split", off_block_split)
+    result, _ = _images(model, dataset, metrics=("fast_path_whole_code_probe",))
+    probe = _WholeCodeProbe.last
+    assert not ran
+    assert result.provenance["generator_path"] == fast_path.INFERENCE_COPY and probe.model is not model
+    assert "redraws" not in result.provenance["fast_path"]["reason"]
+    mixed, _ = _images(model, dataset, metrics=("fast_path_whole_code_probe", "fast_path_probe"))
+    assert ran and mixed.provenance["generator_path"] == fast_path.AS_DEFINED  # one redrawing metric: checked

@@ -68,7 +68,10 @@ class Metric:
 
     ``uses_generated``: it needs the images generated in the shared pass (one random code per
     label map); ``items_needed``: how many dataset items it wants (None = all, 0 = none);
-    ``uses_generator``: it runs the generator at all (False: nothing to check a fast path on).
+    ``uses_generator``: it runs the generator at all (False: nothing to check a fast path on);
+    ``redraws_classes``: it may generate redraws of one class's code on a label map (mCSD/mOCD, locality;
+    a metric that does not say is assumed to), so the fast-path check also compares the inference copy on
+    such a pair; the metrics that draw only whole codes set it False and skip that cost.
 
     Sharded evaluation (``smisbench.metrics.sharding``): ``sharded`` says the metric joins its
     ranks' shares in :meth:`finish` (a metric without it is refused under torchrun rather than
@@ -85,6 +88,7 @@ class Metric:
     description = ""
     uses_generated = False
     uses_generator = True
+    redraws_classes = True
     sharded = False
     shards_items = False
 

@@ -78,6 +78,7 @@ class LPIPSDiversityMetric(_DiversityMetric):
     produces = ("lpips",)
     description = "LPIPS between pairs of globally resampled outputs for the same label map"
     scorer_class = "LPIPSDiversity"
+    redraws_classes = False  # whole codes only
 
     def finish(self, ctx: EvalContext) -> dict[str, float]:
         self.scorer.gather()
@@ -113,6 +114,7 @@ class FPSMetric(Metric):
     description = ("generated images per second (fixed batch and size, median over repeats): the model as "
                    "defined, and the generator the evaluation ran (its inference copy where it has one)")
     sharded = True
+    redraws_classes = False  # times whole random codes
 
     def __init__(self, ctx: EvalContext):
         pass

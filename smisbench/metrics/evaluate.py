@@ -105,11 +105,13 @@ def _choose_generator(ctx: EvalContext, factories: list) -> fast_path.GeneratorC
     p = ctx.protocol
     count = min(p.batch_size, len(ctx.dataset))
     inputs = None
-    if any(getattr(f, "uses_generator", True) for f in factories) and count:
+    generating = [f for f in factories if getattr(f, "uses_generator", True)]
+    if generating and count:
         def inputs(net):  # read only when there is a copy to check
             first = next(iter(DataLoader(Subset(ctx.dataset, range(count)), batch_size=count, num_workers=0)))
             return _network_input(net, first, 0, p.seed, ctx.device)
-    return fast_path.choose(ctx.model, p.fast_path, float(p.fast_path_tolerance), inputs, count)
+    redraws = any(getattr(f, "redraws_classes", True) for f in generating)
+    return fast_path.choose(ctx.model, p.fast_path, float(p.fast_path_tolerance), inputs, count, redraws)
 
 
 def evaluate(

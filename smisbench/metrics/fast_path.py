@@ -3,9 +3,10 @@
 A model with CG-Norms (``smisbench.models.inference.has_inference_copy``) is evaluated through its
 inference copy (the same outputs to float rounding, about half the CPU time). Before the copy
 generates anything that is scored, it and the model as defined generate the first batch of the
-evaluation (same label maps, same codes) and, for a model with per-class codes, two redraws of one
-class's code on the first map (the batches mCSD/mOCD generate, which GroupDNet's copy runs on a path
-of its own); the largest absolute difference of the images must be at most
+evaluation (same label maps, same codes) and, for a model with per-class codes when one of the
+evaluation's metrics redraws classes (``Metric.redraws_classes``), two redraws of one class's code on
+the first map (the batches mCSD/mOCD generate, which GroupDNet's copy runs on a path of its own); the
+largest absolute difference of the images must be at most
 ``protocol.fast_path_tolerance``. Under sharded evaluation every rank checks on its own
 device and the largest difference of all ranks decides, so all ranks take the same path.
 
@@ -88,9 +89,10 @@ def _redraw_batch(model: Any, semantics: torch.Tensor, z: torch.Tensor | None) -
 
 
 @torch.inference_mode()
-def _check(model: Any, inputs: Inputs) -> tuple[Any, float, torch.Tensor | None]:
-    """(the copy in the model's dtype, max |copy - model| on the first batch and on one class's redraws of
-    its first map, the copy's first-batch images when exact to reuse)."""
+def _check(model: Any, inputs: Inputs, redraws: bool) -> tuple[Any, float, torch.Tensor | None, bool]:
+    """(the copy in the model's dtype, max |copy - model| on the first batch and, with ``redraws``, on one
+    class's redraws of its first map, the copy's first-batch images when exact to reuse, whether the
+    redraws were compared)."""
     dtype = next(model.parameters()).dtype
     reference = copy.deepcopy(model).float() if _half(dtype) else model
     fast = _copy(reference)
@@ -98,20 +100,22 @@ def _check(model: Any, inputs: Inputs) -> tuple[Any, float, torch.Tensor | None]
     expected = reference.generate(semantics, z).float()
     got = fast.generate(semantics, z).float()
     diff = max_abs_diff(got, expected)
-    redraws = _redraw_batch(reference, semantics, z)
-    if redraws is not None:
-        diff = max(diff, max_abs_diff(fast.generate(*redraws).float(), reference.generate(*redraws).float()))
+    pair = _redraw_batch(reference, semantics, z) if redraws else None
+    if pair is not None:
+        diff = max(diff, max_abs_diff(fast.generate(*pair).float(), reference.generate(*pair).float()))
     if _half(dtype):
         del reference
-        return fast.to(dtype), diff, None
-    return fast, diff, got
+        return fast.to(dtype), diff, None, pair is not None
+    return fast, diff, got, pair is not None
 
 
-def choose(model: Any, enabled: bool, tolerance: float, inputs: Inputs | None, count: int) -> GeneratorChoice:
+def choose(model: Any, enabled: bool, tolerance: float, inputs: Inputs | None, count: int,
+           redraws: bool = True) -> GeneratorChoice:
     """The generator to evaluate with (see the module docstring).
 
     ``inputs`` makes the first batch's network input (``count`` label maps); None when no metric
-    generates anything, in which case the model as defined is kept and nothing is checked.
+    generates anything, in which case the model as defined is kept and nothing is checked. ``redraws``:
+    some metric generates one class's redraws, so the check compares such a pair too (per-class models).
     """
     from smisbench.models.inference import has_inference_copy
 
@@ -122,10 +126,10 @@ def choose(model: Any, enabled: bool, tolerance: float, inputs: Inputs | None, c
     if inputs is None or count == 0:
         return GeneratorChoice(model, AS_DEFINED, "no metric generates images")
     try:
-        fast, diff, first = _check(model, inputs)
+        fast, diff, first, redrawn = _check(model, inputs, redraws)
         problem = None
     except Exception as err:  # an exotic model the copy cannot handle: evaluate it as defined, say so
-        fast, diff, first, problem = None, math.inf, None, f"{type(err).__name__}: {err}"
+        fast, diff, first, redrawn, problem = None, math.inf, None, False, f"{type(err).__name__}: {err}"
     problems = sharding.gather_objects(problem)
     diff = sharding.all_max(diff)
     problem = next((p for p in problems if p is not None), None)
@@ -137,5 +141,6 @@ def choose(model: Any, enabled: bool, tolerance: float, inputs: Inputs | None, c
                                f"the inference copy's images differ from the model's by {diff:.3g} on the first "
                                f"batch ({count} label maps), above fast_path_tolerance {tolerance:g}: generated "
                                "with the model as defined", tolerance, diff, count)
-    return GeneratorChoice(fast, INFERENCE_COPY, f"checked on the first batch ({count} label maps)", tolerance, diff,
-                           count, first)
+    pair = " and on one class's redraws of its first map" if redrawn else ""
+    return GeneratorChoice(fast, INFERENCE_COPY, f"checked on the first batch ({count} label maps){pair}", tolerance,
+                           diff, count, first)

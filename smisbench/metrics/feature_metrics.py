@@ -23,6 +23,7 @@ class _FeatureMetric(Metric):
     gathered features in ``compute(ctx)`` (run on rank 0 under torchrun)."""
 
     uses_generated = True
+    redraws_classes = False  # the shared pass's one code per label map
     needs_real_features = False
     sharded = True  # features gathered in item order, the metric computed on rank 0 (finish)
 

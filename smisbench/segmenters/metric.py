@@ -69,6 +69,7 @@ def _segmenter(ctx: EvalContext):
 
 class SegmentationMetric(Metric):
     uses_generated = True
+    redraws_classes = False  # the shared pass's one code per label map
     sharded = True  # one confusion matrix summed over the ranks
 
     def __init__(self, ctx: EvalContext):
