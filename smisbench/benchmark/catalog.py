@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass
 from typing import Any
-from importlib import resources
+
+from smisbench.packaged import packaged_toml
 
 DIRECTIONS = ("higher", "lower", "equal")
 
@@ -114,5 +114,4 @@ def _parse(data: dict) -> Catalog:
 @functools.lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """The shipped catalog (read once)."""
-    text = resources.files("smisbench.benchmark").joinpath("metrics.toml").read_text(encoding="utf-8")
-    return _parse(tomllib.loads(text))
+    return _parse(packaged_toml("smisbench.benchmark", "metrics.toml"))

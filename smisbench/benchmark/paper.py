@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
+
+from smisbench.packaged import packaged_toml
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,4 @@ def _parse(data: dict) -> dict[str, PaperTable]:
 @functools.lru_cache(maxsize=1)
 def paper_tables() -> dict[str, PaperTable]:
     """Every table the paper prints, by the name specs use in ``table = ...``."""
-    text = resources.files("smisbench.benchmark").joinpath("paper_numbers.toml").read_text(encoding="utf-8")
-    return _parse(tomllib.loads(text))
+    return _parse(packaged_toml("smisbench.benchmark", "paper_numbers.toml"))

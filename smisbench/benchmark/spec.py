@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from smisbench.benchmark.spec_reader import SpecError, TableReader
 from smisbench.benchmark.spec_seeds import parse_seeds_option, seed_list, with_seeds
 from smisbench.errors import SmisbenchError, choose_from
 from smisbench.metrics.protocol import ProtocolField, protocol_field, protocol_fields
+from smisbench.packaged import packaged_file, packaged_text
 
 __all__ = [  # the spec's public names, the re-exported ones included (importers use this module)
     "EXECUTOR_FIELDS", "PROTOCOL_FIELDS", "REAL_ROW", "BenchmarkSpec", "CellSpec", "ClaimCondition", "ClaimSpec",
@@ -342,7 +342,7 @@ def parse_spec(text: str, source: str = "<spec>") -> BenchmarkSpec:
 
 def shipped_specs() -> list[str]:
     """Names of the specs that ship with smisbench (``smisbench run demo``)."""
-    folder = resources.files("smisbench.benchmark").joinpath("specs")
+    folder = packaged_file("smisbench.benchmark", "specs")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -353,7 +353,6 @@ def load_spec(ref: str | Path) -> BenchmarkSpec:
         return parse_spec(path.read_text(encoding="utf-8"), str(path))
     name = str(ref)
     if name in shipped_specs():
-        text = resources.files("smisbench.benchmark").joinpath("specs", f"{name}.toml").read_text(encoding="utf-8")
-        return parse_spec(text, f"{name}.toml (shipped)")
+        return parse_spec(packaged_text("smisbench.benchmark", "specs", f"{name}.toml"), f"{name}.toml (shipped)")
     raise SmisbenchError(f"no spec file {str(ref)!r}",
                          f"give a path to a .toml spec or a shipped name: {', '.join(shipped_specs())}")

@@ -11,11 +11,11 @@ import functools
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from smisbench.errors import SmisbenchError
+from smisbench.packaged import packaged_text
 
 SEGMENTER_KIND = "segmenter"
 MODEL_KIND = "model"
@@ -231,4 +231,4 @@ def parse_zoo(text: str) -> Zoo:
 @functools.lru_cache(maxsize=1)
 def load_zoo() -> Zoo:
     """The shipped zoo definition."""
-    return parse_zoo(resources.files("smisbench.zoo").joinpath("zoo.toml").read_text(encoding="utf-8"))
+    return parse_zoo(packaged_text("smisbench.zoo", "zoo.toml"))

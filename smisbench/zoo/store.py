@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 
 from smisbench.errors import SmisbenchError, WeightsError
 from smisbench.io import atomic_write_text, sha256_file
+from smisbench.packaged import packaged_file
 
 FORMAT = "smisbench-zoo-manifest/1"
 STORAGE_NOTE = "float16 state dict (floating tensors; integer buffers unchanged); loading casts back to float32"
@@ -31,7 +31,7 @@ STORAGE_NOTE = "float16 state dict (floating tensors; integer buffers unchanged)
 
 def shipped_dir() -> Path:
     """The zoo folder that ships with the package (tracked in git, installed as package data)."""
-    return Path(str(resources.files("smisbench.zoo").joinpath("checkpoints")))
+    return Path(str(packaged_file("smisbench.zoo", "checkpoints")))
 
 
 def checkpoint_path(folder: str | Path, ident: str) -> Path:
