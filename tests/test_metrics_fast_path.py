@@ -243,12 +243,10 @@ class _WholeCodeProbe(_Probe):
 register_metric(_WholeCodeProbe.name, _WholeCodeProbe, replace=True)
 
 
-def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch):
-    """The shared-code path (a batch of one map, one class redrawn) is checked too: corrupting it alone,
-    which the first batch (distinct maps) never runs, makes the evaluation fall back."""
+def _corrupt_shared_code_path(monkeypatch) -> list[int]:
+    """Offsets what GroupDNet's shared-code path computes (only that path); the list grows each time it runs."""
     from smisbench.models import inference_shared
 
-    model, dataset = groupdnet
     original = inference_shared.block_split
     ran: list[int] = []
 
@@ -257,9 +255,17 @@ def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch
         out = original(*args)
         return inference_shared.ChannelSplit(out.one, out.vary + 0.5, out.lo, out.hi)
 
+    monkeypatch.setattr(inference_shared, "block_split", off_block_split)
+    return ran
+
+
+def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch):
+    """The shared-code path (a batch of one map, one class redrawn) is checked too: corrupting it alone,
+    which the first batch (distinct maps) never runs, makes the evaluation fall back."""
+    model, dataset = groupdnet
     intact, _ = _images(model, dataset)
     assert intact.provenance["generator_path"] == fast_path.INFERENCE_COPY
-    monkeypatch.setattr(inference_shared, "block_split", off_block_split)
+    ran = _corrupt_shared_code_path(monkeypatch)
     result, probe = _images(model, dataset)
     assert ran  # only the redraw check reaches the shared path
     assert result.provenance["generator_path"] == fast_path.AS_DEFINED and probe.model is model
@@ -270,18 +276,8 @@ def test_a_copy_wrong_only_on_one_class_redraws_is_caught(groupdnet, monkeypatch
 def test_no_redraw_check_when_no_metric_redraws_classes(groupdnet, monkeypatch):
     """Metrics that draw only whole codes never reach the shared-code path, so the check does not pay for
     a redraw pair there: the same corruption goes unseen, and is harmless, as nothing runs that path."""
-    from smisbench.models import inference_shared
-
     model, dataset = groupdnet
-    original = inference_shared.block_split
-    ran: list[int] = []
-
-    def off_block_split(*args):
-        ran.append(1)
-        out = original(*args)
-        return inference_shared.ChannelSplit(out.one, out.vary + 0.5, out.lo, out.hi)
-
-    monkeypatch.setattr(inference_shared, "block_split", off_block_split)
+    ran = _corrupt_shared_code_path(monkeypatch)
     result, _ = _images(model, dataset, metrics=("fast_path_whole_code_probe",))
     probe = _WholeCodeProbe.last
     assert not ran
