@@ -18,3 +18,11 @@ def decimals(value: float, digits: int) -> int:
 def fixed(value: float, digits: int, width: int = 0) -> str:
     """``value`` with :func:`decimals` decimals, right-aligned in ``width``."""
     return f"{value:{width}.{decimals(value, digits)}f}"
+
+
+PLUS_MINUS = "±"
+
+
+def mean_std(mean: str, std: str) -> str:
+    """A value over several seeds, as every output shows it: "mean ± std" (each side already formatted)."""
+    return f"{mean} {PLUS_MINUS} {std}"

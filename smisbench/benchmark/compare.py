@@ -27,6 +27,7 @@ from smisbench.benchmark.catalog import ValueInfo, catalog
 from smisbench.benchmark.store import Store, now
 from smisbench.benchmark.uncertainty import Spread, summarise
 from smisbench.errors import SmisbenchError
+from smisbench.formatting import mean_std
 from smisbench.io import atomic_write_text
 
 BASELINE_FORMAT = "smisbench-baseline"
@@ -230,7 +231,7 @@ def _side(mean: float | None, spread: Spread | None) -> str:
     """A side's value; with several seeds "mean ± std (K seeds)"."""
     if mean is None or spread is None or spread.std is None:
         return _fmt(mean)
-    return f"{mean:.6g} ± {spread.std:.3g} ({spread.n} seeds)"
+    return f"{mean_std(f'{mean:.6g}', f'{spread.std:.3g}')} ({spread.n} seeds)"
 
 
 def _allowed(delta: Delta) -> str:

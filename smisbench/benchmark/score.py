@@ -22,6 +22,7 @@ from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.cells import Cell, RunOptions, expand_cells
 from smisbench.benchmark.spec import PROTOCOL_FIELDS, BenchmarkSpec, parse_spec
 from smisbench.errors import SmisbenchError
+from smisbench.formatting import mean_std
 
 SPEC_NAME = "score"
 TABLE = "score"
@@ -355,8 +356,8 @@ def format_result(result: ScoreResult) -> str:
         spread = result.spread.get(key)
         if spread and spread["std"] is not None and math.isfinite(value):
             low, high = sorted((info.display(spread["low"]), info.display(spread["high"])))
-            shown += (f" ± {info.format(abs(info.display(spread['std'])))}"
-                      f"  (95% interval {info.format(low)} to {info.format(high)})")
+            shown = (mean_std(shown, info.format(abs(info.display(spread["std"]))))
+                     + f"  (95% interval {info.format(low)} to {info.format(high)})")
         lines.append(f"  {info.label:<12} {shown}")
     lines += [f"  note: {note}" for note in result.notes]
     if result.store:

@@ -18,6 +18,7 @@ from smisbench.benchmark.catalog import catalog
 from smisbench.benchmark.paper import Column, PaperTable, paper_tables
 from smisbench.benchmark.store import Store
 from smisbench.benchmark.uncertainty import Spread, describe, summarise
+from smisbench.formatting import PLUS_MINUS, mean_std
 from smisbench.metrics.protocol import MASK_MODE_MEANING
 
 MISSING = "—"
@@ -234,7 +235,7 @@ def _ours(table: ReportTable, row: str, column: Column, info) -> str:
     spread = table.spread(row, column)
     if spread is not None and spread.std is not None:
         digits = info.decimals(spread.mean)
-        return f"{spread.mean:.{digits}f} ± {spread.std:.{digits}f}"
+        return mean_std(f"{spread.mean:.{digits}f}", f"{spread.std:.{digits}f}")
     return _fmt(table.our_value(row, column), info)
 
 
@@ -307,7 +308,7 @@ _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 def latex_escape(text: str) -> str:
     out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
     out = out.replace("->", r"$\rightarrow$").replace(MISSING, "--").replace("Δ", r"$\Delta$").replace("−", "-")
-    return out.replace("±", r"$\pm$")
+    return out.replace(PLUS_MINUS, r"$\pm$")
 
 
 def to_latex(table: ReportTable) -> str:
