@@ -117,6 +117,18 @@ def test_winograd_conv_holds_the_conv_parameters_and_state():
     torch.testing.assert_close(got, direct, atol=2e-5, rtol=1e-5)  # ...to the direct conv's rounding
 
 
+def test_filters_follow_weights_written_in_place():
+    conv = _conv(256, 32, 1)
+    fast = WinogradConv2d.from_conv(conv)
+    x = _input(1, 256, 16, 16)
+    with torch.no_grad():
+        before = fast(x)
+        conv.weight.mul_(2)  # the same tensor, new values (as load_state_dict writes them)
+        after = fast(x)
+    torch.testing.assert_close(after - fast.bias.view(1, -1, 1, 1), 2 * (before - fast.bias.view(1, -1, 1, 1)),
+                               atol=5e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("case", ["float64", "odd size", "too small", "bfloat16 autocast"])
 def test_winograd_conv_falls_back_to_the_direct_conv(case):
     conv = _conv(128, 64, 1)

@@ -175,7 +175,10 @@ class WinogradConv2d(nn.Conv2d):
         return tile_size(x.shape[-2], x.shape[-1])
 
     def filters(self, m: int) -> torch.Tensor:
-        key = (m, self.weight.device, self.weight.dtype, self.weight.data_ptr())
+        """The transformed filters for tile m, remade whenever the weight is another tensor or was written in
+        place (its version counter; inference tensors have none, and cannot be written outside inference mode)."""
+        w = self.weight
+        key = (m, w.device, w.dtype, w.data_ptr(), None if w.is_inference() else w._version)
         if key not in self._filters:
             self._filters = {key: filter_transform(self.weight, self.groups, m)}
         return self._filters[key]
