@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smisbench.models.winograd import MIN_CHANNELS_PER_GROUP, filter_transform, tile_size, winograd_conv3x3
+from smisbench.models.winograd import WinogradConv2d, filter_transform, winograd_conv3x3
 
 # (input channels, side, output channels, groups) of GroupDNet DeepFashion's block convs
 SHAPES = [(320, 256, 160, 1), (160, 256, 160, 1), (640, 128, 320, 2), (320, 128, 320, 2), (1280, 64, 640, 2),
@@ -38,7 +38,8 @@ def test_block_conv_seconds(benchmark, shape, path):
         error = float((run().double() - exact).abs().max())
         benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     gflop = 2 * side * side * c_out * (c_in // groups) * 9 / 1e9
-    chosen = tile_size(side, side) if c_in // groups >= MIN_CHANNELS_PER_GROUP else None
+    conv = torch.nn.Conv2d(c_in, c_out, 3, padding=1, groups=groups, device="meta")
+    chosen = WinogradConv2d.from_conv(conv).tile_for(x) if WinogradConv2d.eligible(conv) else None  # the copy's rule
     benchmark.extra_info.update(gflop=gflop, copy_uses={None: "direct", 2: "F2", 4: "F4"}[chosen],
                                 max_abs_error_vs_float64=error, threads=torch.get_num_threads())
     assert error < 1e-3  # a wrong transform is off by O(1)
